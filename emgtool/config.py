@@ -1,0 +1,158 @@
+"""Detector configuration: one frozen dataclass, units in every field name.
+
+A configuration file is TOML with the same field names (any subset)::
+
+    # emgtool.toml
+    band_hz = [20.0, 450.0]
+    fasc_threshold_sd = 5.0
+    cramp_min_s = 3.0
+
+``to_dict()`` goes into every summary.json, so each result says how it was made.
+
+Examples
+--------
+>>> from emgtool.config import DetectorConfig
+>>> cfg = DetectorConfig(fasc_threshold_sd=6.0)
+>>> cfg.to_dict()["fasc_threshold_sd"]
+6.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from emgtool.errors import ConfigError
+
+__all__ = ["DetectorConfig", "load_config", "ALGORITHM_VERSION"]
+
+#: Bumped whenever detection changes output for the same input and config;
+#: part of the batch cache key, so a new algorithm reprocesses everything.
+ALGORITHM_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """All parameters of the detection pipeline (defaults: ../shared/docs/domain.md §6)."""
+
+    # --- preprocessing
+    band_hz: tuple[float, float] = (20.0, 450.0)
+    """Band-pass corners; the upper one is kept below 0.45·fs."""
+    filter_order: int = 4
+    """Butterworth order of each band-pass edge."""
+    mains_hz: float | None = None
+    """Mains frequency; None detects 50 vs 60 Hz from the data; 0 disables removal."""
+    mains_harmonics: int = 8
+    """How many mains harmonics (including the fundamental) to notch, below Nyquist."""
+    warmup_s: float = 0.5
+    """Filter settling time at the start (and after gaps) during which nothing is detected."""
+    noise_window_s: float = 10.0
+    """Window of the running robust noise estimate (median absolute deviation)."""
+
+    # --- fasciculation potentials
+    fasc_threshold_sd: float = 5.0
+    """Candidate threshold in robust noise SDs (σ = MAD / 0.6745 of the filtered signal)."""
+    fasc_floor_uv: float = 20.0
+    """Absolute floor of the candidate threshold (peak, µV)."""
+    fasc_min_pp_uv: float = 50.0
+    """Minimum peak-to-peak amplitude of a counted potential (the ≥50 µV surface rule)."""
+    fasc_window_ms: float = 30.0
+    """Window around the peak in which shape features are measured."""
+    refractory_ms: float = 4.0
+    """Dead time after a potential on a site (motor-unit refractory period, 3–4 ms)."""
+    doublet_ms: float = 20.0
+    """Same shape repeating within this interval forms a doublet/multiplet."""
+    pair_ms: tuple[float, float] = (10.0, 110.0)
+    """Same shape repeating within this interval forms an F-wave-like pair."""
+    isolated_ms: float = 250.0
+    """A potential is isolated when no other one lies within this interval on both sides."""
+    common_mode_sites: int = 3
+    """A potential seen at the same instant on at least this many distant sites is an artefact."""
+    common_mode_ms: float = 5.0
+    """Coincidence window for the common-mode rule."""
+    ecg_reject: bool = True
+    """Reject potentials locked to the cardiac rhythm."""
+
+    # --- sustained activity and cramps
+    envelope_ms: float = 50.0
+    """RMS envelope window."""
+    sustained_on_sd: float = 3.0
+    """Envelope onset threshold, in SDs of the resting envelope above its median."""
+    sustained_off_sd: float = 1.5
+    """Envelope offset threshold (hysteresis)."""
+    sustained_min_s: float = 0.5
+    """Minimum duration of sustained activity."""
+    sustained_merge_s: float = 0.5
+    """Gaps shorter than this inside sustained activity are bridged."""
+    cramp_min_s: float = 3.0
+    """Minimum duration of a cramp; shorter sustained activity is 'voluntary'."""
+    cramp_max_sites_fraction: float = 0.5
+    """Activity on more than this fraction of sites at once is voluntary/artefact, not a cramp."""
+
+    # --- shapes
+    max_shapes: int = 8
+    """Upper bound on shape clusters per site."""
+
+    # --- quality
+    clip_fraction: float = 0.001
+    """A window with more than this fraction of samples at the rails is clipped."""
+    flat_uv: float = 0.5
+    """A channel whose robust SD is below this (µV) is flat/disconnected."""
+
+    def __post_init__(self) -> None:
+        lo, hi = self.band_hz
+        if not (0 < lo < hi):
+            raise ConfigError(f"band_hz must be (low, high) with 0 < low < high, got {self.band_hz}")
+        if self.fasc_threshold_sd <= 0 or self.cramp_min_s <= 0:
+            raise ConfigError("fasc_threshold_sd and cramp_min_s must be positive")
+        object.__setattr__(self, "band_hz", (float(lo), float(hi)))
+        object.__setattr__(self, "pair_ms", tuple(float(v) for v in self.pair_ms))
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict of every parameter."""
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in fields(self)}
+
+    def replace(self, **changes) -> DetectorConfig:
+        return dataclasses.replace(self, **changes)
+
+    def hash(self) -> str:
+        """Stable hash of the parameters and the algorithm version (batch cache key)."""
+        doc = json.dumps({"algorithm": ALGORITHM_VERSION, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, doc: dict, *, source: str = "config") -> DetectorConfig:
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(doc) - set(known))
+        if unknown:
+            raise ConfigError(f"{source}: unknown parameter(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(known)}")
+        kw = {}
+        for k, v in doc.items():
+            if isinstance(v, list):
+                v = tuple(v)
+            kw[k] = v
+        try:
+            return cls(**kw)
+        except TypeError as e:
+            raise ConfigError(f"{source}: {e}") from None
+
+
+def load_config(path: str | Path | None) -> DetectorConfig:
+    """Configuration from a TOML file, or the defaults for None."""
+    if path is None:
+        return DetectorConfig()
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    doc = doc.get("detector", doc)
+    return DetectorConfig.from_dict(doc, source=str(path))
