@@ -75,7 +75,7 @@ def normalise_events(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for c, (t, *_r) in EVENT_COLUMNS.items():
         if c not in out.columns:
-            out[c] = pd.Series([pd.NA] * len(out), dtype=t if t != "float64" else "float64")
+            out[c] = pd.Series([np.nan if t == "float64" else pd.NA] * len(out), dtype=t, index=out.index)
     extra = [c for c in out.columns if c not in EVENT_COLUMNS]
     out = out[list(EVENT_COLUMNS) + extra]
     out = out.sort_values(["sample", "site", "side", "trial_type"], kind="stable").reset_index(drop=True)
