@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from emgtool.errors import ReadError
+from emgtool.errors import ConfigError, ReadError
 from emgtool.recording import DTYPE, Channel, Recording
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "READERS",
     "register_reader",
     "open_source",
+    "as_source",
     "read",
     "iter_chunks",
     "DEFAULT_CHUNK_S",
@@ -102,8 +103,9 @@ class Source:
 
     def with_channels(self, channels: Sequence[Channel]) -> Source:
         """The same source with other channel metadata (sites from a montage)."""
-        return Source(self.fs, tuple(channels), self.n_samples, self.read_block,
-                      self.start_time, self.meta)
+        return Source(
+            self.fs, tuple(channels), self.n_samples, self.read_block, self.start_time, self.meta
+        )
 
     @classmethod
     def from_recording(cls, rec: Recording) -> Source:
@@ -177,7 +179,57 @@ def open_source(
     if sites is not None or montage is not None:
         if montage is not None and not isinstance(montage, dict):
             montage = load_montage(montage)
-        src = src.with_channels(assign_sites([c.label for c in src.channels], sites, montage=montage))
+        src = src.with_channels(
+            assign_sites([c.label for c in src.channels], sites, montage=montage)
+        )
+    return src
+
+
+def as_source(obj, **kw) -> Source:
+    """A :class:`Source` from a path, a :class:`Source`, a :class:`Recording`,
+    an ``mne.io.Raw``, or an array (``as_source(data, fs=2000, labels=[...])``).
+
+    ``sites=`` / ``montage=`` apply to every kind; other keywords go to the
+    file reader (paths) or to :func:`emgtool.io.arrays.source_from_array`.
+    """
+    from emgtool.sites import assign_sites, load_montage
+
+    if isinstance(obj, (str, Path)):
+        return open_source(obj, **kw)
+    sites = kw.pop("sites", None)
+    montage = kw.pop("montage", None)
+    if isinstance(obj, Source):
+        src = obj
+    elif isinstance(obj, Recording):
+        src = Source.from_recording(obj)
+    elif isinstance(obj, np.ndarray) or (isinstance(obj, (list, tuple)) and "fs" in kw):
+        from emgtool.io.arrays import source_from_array
+
+        if "fs" not in kw:
+            raise ConfigError(
+                "an array needs a sampling rate: as_source(data, fs=..., labels=...)"
+            )
+        return source_from_array(obj, sites=sites, **kw)
+    else:
+        try:
+            import mne
+
+            is_raw = isinstance(obj, mne.io.BaseRaw)
+        except ImportError:  # pragma: no cover
+            is_raw = False
+        if not is_raw:
+            raise TypeError(f"cannot make a recording source from {type(obj).__name__}")
+        from emgtool.io.arrays import source_from_raw
+
+        src = source_from_raw(obj)
+    if kw:
+        raise ConfigError(f"options {', '.join(sorted(kw))} apply to files or arrays only")
+    if sites is not None or montage is not None:
+        if montage is not None and not isinstance(montage, dict):
+            montage = load_montage(montage)
+        src = src.with_channels(
+            assign_sites([c.label for c in src.channels], sites, montage=montage)
+        )
     return src
 
 
@@ -186,7 +238,9 @@ def read(path: str | Path, **kw) -> Recording:
     return open_source(path, **kw).read()
 
 
-def iter_chunks(path: str | Path, *, chunk_s: float = DEFAULT_CHUNK_S, **kw) -> Iterator[Recording]:
+def iter_chunks(
+    path: str | Path, *, chunk_s: float = DEFAULT_CHUNK_S, **kw
+) -> Iterator[Recording]:
     """Iterate a recording file in chunks of ``chunk_s`` seconds without loading it whole."""
     src = open_source(path, **kw)
     yield from src.chunks(max(1, int(round(chunk_s * src.fs))))
