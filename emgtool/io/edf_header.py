@@ -228,11 +228,10 @@ def read_header(path: str | Path) -> EdfHeader:
                     "expected '0' (EDF) or '\\xffBIOSEMI' (BDF)",
                 )
             warn: list[str] = []
-            num = (
-                lambda a, b, what, integer: _number(  # noqa: E731
-                    fixed[a:b], what, a, path, integer=integer
-                )
-            )
+
+            def num(a: int, b: int, what: str, integer: bool) -> float:
+                return _number(fixed[a:b], what, a, path, integer=integer)
+
             ns = int(num(252, 256, "number of signals", True))
             if ns < 1:
                 raise ReadError(
