@@ -1,0 +1,572 @@
+"""The batch driver: plan from the catalog, run on Dask (or serially), commit, summarise.
+
+One code path for every cluster: a :class:`distributed.LocalCluster` of
+single-threaded worker processes on 127.0.0.1 with the dashboard off by
+default, or an existing scheduler given by address or scheduler file.
+
+Failure handling (see docs/batch.md):
+
+- a file whose analysis raises is an ordinary result (``status='error'``);
+  it is retried once on its own, then recorded with its reason;
+- a file whose worker dies (``KilledWorker``, or any other loss of the task)
+  is re-submitted once, alone, so a crashing file is told apart from the
+  innocent files that shared its worker; if it kills its worker again it is
+  recorded as ``status='crashed'``;
+- only the driver writes the catalog, one durable transaction per file, so a
+  rerun after any kill redoes only what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emgtool._version import __version__
+from emgtool.batch.catalog import Catalog
+from emgtool.batch.inputs import Item, discover, folder_name
+from emgtool.batch.tasks import DEFAULT_ANALYZE, TMP_DIR, hash_file, read_marker, run_one
+from emgtool.config import DetectorConfig
+from emgtool.errors import EmgtoolError
+
+__all__ = ["run_batch", "BatchResult", "params_hash"]
+
+log = logging.getLogger("emgtool.batch")
+
+CRASH_REASON = "the worker process died while analysing this file (also when run alone)"
+
+
+@dataclass
+class BatchResult:
+    """What a batch did.
+
+    ``done``: results committed by this run; ``skipped``: already in the
+    catalog (or duplicates by content); ``failed``: files without a result
+    at the end (errors and crashes, including earlier errors not retried).
+    """
+
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    out_dir: Path | None = None
+    failures: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_status(self) -> int:
+        """0 when every file has a result, 1 when any failed."""
+        return 1 if self.failed else 0
+
+    def line(self) -> str:
+        return f"done {self.done}, skipped {self.skipped}, failed {self.failed}"
+
+
+def params_hash(
+    config: DetectorConfig, input_kwargs: dict, analyze: str, keep_identity: bool
+) -> str:
+    """Hash of everything besides the file's content that changes a result.
+
+    The detector configuration hash includes the algorithm version, so a new
+    detector reprocesses everything; reader options (sites, montage, …) and the
+    analysis function are part of it too.
+    """
+    doc = json.dumps(
+        {
+            "config": config.hash(),
+            "inputs": input_kwargs,
+            "analyze": analyze,
+            "keep_identity": bool(keep_identity),
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
+# --- executors ------------------------------------------------------------
+
+
+class _SerialPool:
+    """In-process executor (``--engine serial``): for debugging and tiny jobs."""
+
+    client = None
+
+    def map_unordered(self, fn: Callable, args: list) -> Iterator[tuple[int, object]]:
+        for i, a in enumerate(args):
+            try:
+                yield i, fn(a)
+            except Exception as e:  # noqa: BLE001 - reported per file like a lost task
+                yield i, e
+
+    def run_alone(self, fn: Callable, arg) -> object:
+        try:
+            return fn(arg)
+        except Exception as e:  # noqa: BLE001
+            return e
+
+
+class _DaskPool:
+    def __init__(self, client):
+        self.client = client
+        self._n = 0
+
+    def _key(self, prefix: str) -> str:
+        self._n += 1
+        return f"emgtool-{prefix}-{os.getpid()}-{time.time_ns()}-{self._n}"
+
+    def map_unordered(self, fn: Callable, args: list) -> Iterator[tuple[int, object]]:
+        from distributed import as_completed
+
+        if not args:
+            return
+        futures = [self.client.submit(fn, a, key=self._key(fn.__name__), pure=False) for a in args]
+        index = {f.key: i for i, f in enumerate(futures)}
+        for fut in as_completed(futures):
+            i = index[fut.key]
+            if fut.status == "finished":
+                out = fut.result()
+            else:
+                out = fut.exception() or RuntimeError(f"task {fut.status}")
+            fut.release()
+            yield i, out
+
+    def run_alone(self, fn: Callable, arg) -> object:
+        fut = self.client.submit(fn, arg, key=self._key("alone"), pure=False)
+        try:
+            return fut.result()
+        except Exception as e:  # noqa: BLE001 - KilledWorker and friends are results here
+            return e
+        finally:
+            fut.release()
+
+
+def _worker_version() -> str:
+    import emgtool
+
+    return emgtool.__version__
+
+
+@contextmanager
+def _dask_pool(
+    *,
+    workers: int | None,
+    scheduler: str | None,
+    scheduler_file: str | None,
+    scratch: Path,
+    debug: bool,
+):
+    import dask
+    from distributed import Client, LocalCluster
+
+    quiet = logging.DEBUG if debug else logging.ERROR
+    for name in ("distributed", "tornado"):
+        logging.getLogger(name).setLevel(quiet)
+    cluster = None
+    try:
+        if scheduler or scheduler_file:
+            try:
+                client = (
+                    Client(address=scheduler, timeout="20s")
+                    if scheduler
+                    else Client(scheduler_file=scheduler_file, timeout="20s")
+                )
+            except (OSError, TimeoutError, ValueError) as e:
+                raise EmgtoolError(
+                    f"cannot connect to the Dask scheduler {scheduler or scheduler_file}: {e}"
+                ) from None
+            try:
+                client.wait_for_workers(1, timeout=60)
+            except TimeoutError:
+                client.close()
+                raise EmgtoolError(
+                    f"no Dask worker joined the scheduler "
+                    f"{scheduler or scheduler_file} within 60 s"
+                ) from None
+        else:
+            n = max(1, workers) if workers else (os.cpu_count() or 1)
+            # allowed-failures=1: a task that killed two workers is reported at once;
+            # bystanders are then re-run alone (see module docstring).
+            with dask.config.set(
+                {"distributed.scheduler.allowed-failures": 1, "distributed.worker.daemon": True}
+            ):
+                cluster = LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    silence_logs=quiet,
+                    local_directory=str(scratch),
+                    # no dashboard; the scheduler's small HTTP endpoint (health,
+                    # metrics) on a free loopback port rather than 8787
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                )
+                client = Client(cluster)
+        try:
+            versions = client.run(_worker_version)
+        except Exception as e:  # noqa: BLE001
+            client.close()
+            raise EmgtoolError(f"Dask workers cannot import emgtool: {e}") from None
+        other = {v for v in versions.values() if v != __version__}
+        if other:
+            client.close()
+            raise EmgtoolError(
+                f"Dask workers run emgtool {', '.join(sorted(other))}, "
+                f"this driver {__version__}; use the same version everywhere"
+            )
+        try:
+            yield _DaskPool(client)
+        finally:
+            client.close()
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+# --- driver ---------------------------------------------------------------
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc="emgtool batch",
+        unit="file",
+        disable=not enabled or total == 0,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
+
+
+def run_batch(
+    inputs: list[str | Path],
+    out_dir: str | Path,
+    *,
+    config: DetectorConfig | None = None,
+    input_kwargs: dict | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    scheduler_file: str | None = None,
+    engine: str = "dask",
+    retry_errors: bool = False,
+    analyze: str = DEFAULT_ANALYZE,
+    keep_identity: bool = False,
+    progress: bool = False,
+    debug: bool = False,
+    on_result: Callable | None = None,
+) -> BatchResult:
+    """Analyse every recording of ``inputs`` into ``out_dir``; resumable.
+
+    Parameters
+    ----------
+    inputs : list of str or Path
+        Files, folders, globs or BIDS roots (see :func:`emgtool.batch.inputs.discover`).
+    out_dir : str or Path
+        Everything is written here: catalog.sqlite, one folder per recording,
+        cohort.csv/.parquet/.html and failures.tsv.  Nothing is written elsewhere.
+    config : DetectorConfig, optional
+    input_kwargs : dict, optional
+        Reader options for every file (``sites``, ``montage``, ``fs``, ``unit``);
+        a BIDS channels.tsv montage takes precedence for its file.
+    workers : int, optional
+        Worker processes of the local cluster (default: the number of CPUs).
+    scheduler, scheduler_file : str, optional
+        Use an existing Dask cluster instead (trusted networks only).
+    engine : {"dask", "serial"}
+    retry_errors : bool
+        Re-run files recorded as ``error`` by an earlier run.
+    analyze : str
+        ``"module:function"`` with the signature of
+        :func:`emgtool.pipeline.analyze.analyze_to_dir`.
+    on_result : callable, optional
+        ``on_result(pool, n_finished)`` after each file (tests use it to kill workers).
+
+    Examples
+    --------
+    >>> res = run_batch(["data/"], "results/", workers=2)  # doctest: +SKIP
+    >>> res.line()  # doctest: +SKIP
+    'done 20, skipped 0, failed 0'
+    """
+    from emgtool.batch import cohort
+
+    t0 = time.perf_counter()
+    if engine not in ("dask", "serial"):
+        raise EmgtoolError(f"--engine must be 'dask' or 'serial', got {engine!r}")
+    if engine == "serial" and (scheduler or scheduler_file):
+        raise EmgtoolError("--scheduler/--scheduler-file need --engine dask")
+    config = config or DetectorConfig()
+    out = Path(out_dir).resolve()
+    if out.exists() and not out.is_dir():
+        raise EmgtoolError(f"{out}: --out must be a folder")
+    items = discover(list(inputs), exclude=out)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = _lock(out)
+    _clean_tmp(out / TMP_DIR)
+    result = BatchResult(out_dir=out)
+    global_kw = dict(input_kwargs or {})
+
+    with (
+        Catalog(out / "catalog.sqlite") as cat,
+        _pool(
+            engine,
+            workers=workers,
+            scheduler=scheduler,
+            scheduler_file=scheduler_file,
+            scratch=out / TMP_DIR / "dask",
+            debug=debug,
+        ) as pool,
+    ):
+        # 1. content hashes: fast skip by (path, size, mtime_ns), else hash on the workers
+        shas: dict[Path, str] = {}
+        to_hash: list[Item] = []
+        for it in items:
+            try:
+                st = it.path.stat()
+            except OSError as e:
+                result.failures.append(_failure(it.path, "", "error", 0, f"cannot read file: {e}"))
+                continue
+            sha = cat.known_sha(str(it.path), st.st_size, st.st_mtime_ns)
+            if sha:
+                shas[it.path] = sha
+            else:
+                to_hash.append(it)
+        fresh = []
+        for i, h in pool.map_unordered(hash_file, [str(it.path) for it in to_hash]):
+            it = to_hash[i]
+            if isinstance(h, Exception) or "error" in h:
+                reason = str(h) if isinstance(h, Exception) else h["error"]
+                result.failures.append(_failure(it.path, "", "error", 1, reason))
+                continue
+            shas[it.path] = h["sha256"]
+            fresh.append((str(it.path), h["size_bytes"], h["mtime_ns"], h["sha256"]))
+        cat.remember_files(fresh)
+
+        # 2. plan: what is done, what to adopt from disk, what to run
+        jobs: dict[tuple[str, str], dict] = {}
+        isolate: list[dict] = []  # crashed before: run alone
+        wanted: list[tuple[str, str]] = []
+        for it in items:
+            if it.path not in shas:
+                continue
+            sha = shas[it.path]
+            kw = {**global_kw, **it.input_kwargs}
+            if "montage" in it.input_kwargs:
+                kw.pop("sites", None)  # the dataset's own channel table wins
+            ph = params_hash(config, kw, analyze, keep_identity)
+            key = (sha, ph)
+            if key in jobs or key in wanted:
+                result.skipped += 1  # same content under another name
+                continue
+            wanted.append(key)
+            job = {
+                "path": str(it.path),
+                "sha256": sha,
+                "out_root": str(out),
+                "name": folder_name(it, sha),
+                "params_hash": ph,
+                "config": config.to_dict(),
+                "input_kwargs": kw,
+                "analyze": analyze,
+                "keep_identity": keep_identity,
+                "subject": it.subject,
+                "session": it.session,
+            }
+            row = cat.get(sha, ph)
+            if row is not None and row["status"] == "ok" and _marker_ok(out, row["out_dir"], key):
+                result.skipped += 1
+                continue
+            if row is not None and row["status"] == "error" and not retry_errors:
+                continue  # still a failure; listed below
+            if row is not None and row["status"] == "crashed":
+                isolate.append(job)
+                continue
+            marker = read_marker(out / job["name"])
+            if marker and (marker.get("file_sha256"), marker.get("params_hash")) == key:
+                # finished by a worker, but the driver died before committing it
+                _commit_ok(
+                    cat,
+                    job,
+                    {
+                        "sha256": sha,
+                        "rows": marker.get("rows"),
+                        "recording": marker.get("recording"),
+                        "out_dir": job["name"],
+                    },
+                    attempts=1,
+                )
+                result.done += 1
+                continue
+            jobs[key] = job
+
+        # 3. run
+        bar = _progress(len(jobs) + len(isolate), progress)
+        retry: list[tuple[dict, object]] = []
+        finished = 0
+        job_list = list(jobs.values())
+        for i, res in pool.map_unordered(run_one, job_list):
+            job = job_list[i]
+            if isinstance(res, dict) and res.get("status") == "ok":
+                _commit_ok(cat, job, res, attempts=1)
+                result.done += 1
+                bar.update(1)
+            else:
+                retry.append((job, res))
+            finished += 1
+            if on_result is not None:
+                on_result(pool, finished)
+        # 4. failures and lost tasks again, one at a time
+        for job in isolate:
+            retry.append((job, None))
+        for job, first in retry:
+            res = pool.run_alone(run_one, job)
+            if isinstance(res, dict) and res.get("status") == "ok":
+                _commit_ok(cat, job, res, attempts=2)
+                result.done += 1
+            elif isinstance(res, dict):
+                _commit_fail(cat, job, res, "error", res.get("error") or "unknown error")
+            else:
+                lost = res if first is None or isinstance(first, dict) else first
+                reason = CRASH_REASON if _is_killed(res) else f"{type(lost).__name__}: {lost}"
+                _commit_fail(cat, job, {}, "crashed", reason)
+            bar.update(1)
+        bar.close()
+
+        # 5. cohort, failures
+        records = []
+        for row in cat.results(wanted):
+            if row["status"] == "ok":
+                data = json.loads(row["result_json"] or "{}")
+                records.append(
+                    {
+                        "subject": row["subject"],
+                        "session": row["session"],
+                        "file": Path(row["path"]).name,
+                        "file_sha256": row["file_sha256"],
+                        "out_dir": row["out_dir"],
+                        "rows": data.get("rows"),
+                        "recording": data.get("recording"),
+                    }
+                )
+            else:
+                result.failures.append(
+                    _failure(
+                        row["path"],
+                        row["file_sha256"],
+                        row["status"],
+                        row["attempts"],
+                        row["error"],
+                    )
+                )
+        result.failed = len(result.failures)
+        df = cohort.cohort_table(records)
+        cohort.write_cohort(df, out)
+        cohort.write_failures(result.failures, out)
+        cohort.write_html(df, result.failures, out, counts={"recordings": len(records)})
+    lock.close()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _lock(out: Path):
+    """Exclusive lock on the results folder: one driver per catalog.
+
+    The operating system drops the lock when the driver dies, however it dies.
+    """
+    import fcntl
+
+    f = open(out / ".lock", "a+")  # noqa: SIM115 - held for the whole batch
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise EmgtoolError(f"{out}: another emgtool batch is writing to this folder") from None
+    return f
+
+
+def _clean_tmp(tmp: Path) -> None:
+    # Leftovers of workers killed mid-write; never a finished result.
+    import shutil
+
+    tmp.mkdir(exist_ok=True)
+    for p in tmp.iterdir():
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+@contextmanager
+def _pool(engine: str, **kw):
+    if engine == "serial":
+        yield _SerialPool()
+    else:
+        kw["scratch"].mkdir(parents=True, exist_ok=True)
+        with _dask_pool(**kw) as p:
+            yield p
+
+
+def _is_killed(exc: object) -> bool:
+    return type(exc).__name__ in (
+        "KilledWorker",
+        "CancelledError",
+        "FutureCancelledError",
+    ) or isinstance(exc, (OSError, EOFError))
+
+
+def _marker_ok(out: Path, name: str | None, key: tuple[str, str]) -> bool:
+    if not name:
+        return False
+    m = read_marker(out / name)
+    return bool(m) and (m.get("file_sha256"), m.get("params_hash")) == key
+
+
+def _failure(path, sha: str, status: str, attempts: int, reason: str | None) -> dict:
+    return {
+        "path": str(path),
+        "file_sha256": sha,
+        "status": status,
+        "attempts": attempts,
+        "reason": reason or "",
+    }
+
+
+def _commit_ok(cat: Catalog, job: dict, res: dict, *, attempts: int) -> None:
+    cat.commit_result(
+        res["sha256"],
+        job["params_hash"],
+        path=job["path"],
+        status="ok",
+        out_dir=res["out_dir"],
+        result={"rows": res.get("rows") or [], "recording": res.get("recording") or {}},
+        attempts=attempts,
+        seconds=res.get("seconds"),
+        subject=job["subject"],
+        session=job["session"],
+        emgtool_version=__version__,
+        size_bytes=res.get("size_bytes"),
+        mtime_ns=res.get("mtime_ns"),
+    )
+
+
+def _commit_fail(cat: Catalog, job: dict, res: dict, status: str, reason: str) -> None:
+    cat.commit_result(
+        res.get("sha256") or job["sha256"],
+        job["params_hash"],
+        path=job["path"],
+        status=status,
+        error=reason,
+        attempts=2,
+        seconds=res.get("seconds"),
+        subject=job["subject"],
+        session=job["session"],
+        emgtool_version=__version__,
+    )
