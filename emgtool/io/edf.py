@@ -244,7 +244,7 @@ def open_edf(path: str | Path, **options) -> Source:
         for _, _, texts in _record_tals(h, ann, [n_rec - 1])[0]:
             for t in texts:
                 m = _PAD_RE.match(t)
-                if m and int(m.group(1)) < spr:
+                if m and int(m.group(1)) < n_samples:
                     n_pad = int(m.group(1))
         n_samples -= n_pad
 
