@@ -163,6 +163,12 @@ def open_edf(path: str | Path, **options) -> Source:
     _check_options(path, options)
     h = read_header(path)
     warns = list(h.warnings)
+    suffix = path.suffix.lower()
+    if (suffix == ".bdf") != h.bdf:
+        warns.append(
+            f"file is named {path.suffix} but holds {'BDF' if h.bdf else 'EDF'} data; "
+            f"read as {'BDF' if h.bdf else 'EDF'}"
+        )
     ann = next((s for s in h.signals if s.is_annotation), None)
     data_sigs = [s for s in h.signals if not s.is_annotation]
     dropped: list[str] = []
