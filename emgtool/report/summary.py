@@ -147,7 +147,30 @@ def _at_site(events: pd.DataFrame, site: str, side: str) -> np.ndarray:
     return ((events["site"].astype(str) == site) & (events["side"].astype(str) == side)).to_numpy()
 
 
-def excluded_spans_s(analysis, site_result) -> list[tuple[float, float]]:
+def _split_events(analysis) -> dict:
+    """Group the event table once: fasciculations and cramps per (site, side),
+    and the non-fasciculation rows (the only ones that remove observation time)."""
+    ev = analysis.events
+    out: dict = {"fasc": {}, "cramp": {}, "nonfasc": ev.iloc[0:0], "nonfasc_chans": []}
+    if not len(ev):
+        return out
+    kinds = ev["trial_type"].astype(str).to_numpy()
+    key_cols = ev[["site", "side"]].astype(str)
+    for kind, name in ((FASC, "fasc"), (CRAMP, "cramp")):
+        sub = ev[kinds == kind]
+        if len(sub):
+            keys = key_cols[kinds == kind]
+            for k, g in sub.groupby([keys["site"], keys["side"]], sort=False):
+                out[name][(str(k[0]), str(k[1]))] = g.sort_values("onset", kind="stable")
+    nf = ev[kinds != FASC]
+    out["nonfasc"] = nf
+    out["nonfasc_chans"] = _channels_of(nf)
+    return out
+
+
+def excluded_spans_s(
+    analysis, site_result, split: dict | None = None
+) -> list[tuple[float, float]]:
     """Spans (s) in which the site was not observed at rest, merged and sorted.
 
     Gaps (plus the filter warm-up after each), and every cramp, voluntary
@@ -156,14 +179,13 @@ def excluded_spans_s(analysis, site_result) -> list[tuple[float, float]]:
     fs = analysis.fs
     warm = float(getattr(analysis.config, "warmup_s", 0.0) or 0.0)
     spans = [(a / fs, b / fs + warm) for a, b in analysis.gaps]
-    ev = analysis.events
+    split = split if split is not None else _split_events(analysis)
+    ev = split["nonfasc"]
     if len(ev):
-        kinds = ev["trial_type"].astype(str)
-        nonfasc = (kinds != FASC).to_numpy()
         here = _at_site(ev, site_result.site, site_result.side)
         chans = set(site_result.channels)
-        on_chan = np.array([bool(c & chans) for c in _channels_of(ev)], dtype=bool)
-        sel = nonfasc & (here | on_chan)
+        on_chan = np.array([bool(c & chans) for c in split["nonfasc_chans"]], dtype=bool)
+        sel = here | on_chan
         on = ev["onset"].to_numpy(dtype=float)[sel]
         du = np.nan_to_num(ev["duration"].to_numpy(dtype=float)[sel], nan=0.0)
         spans += list(zip(on, on + du, strict=True))
@@ -237,7 +259,11 @@ def _isolated(df: pd.DataFrame, isolated_s: float) -> tuple[int, int]:
 def _observed_s(analysis, sr) -> float:
     """Time the site was recorded with usable signal (the cramp-rate denominator)."""
     if sr.channels and all(
-        any(q.startswith(p) and q.endswith(":" + c) for q in sr.quality for p in ("flat", "disconnected"))
+        any(
+            q.startswith(p) and q.endswith(":" + c)
+            for q in sr.quality
+            for p in ("flat", "disconnected")
+        )
         for c in sr.channels
     ):
         return 0.0
@@ -248,13 +274,11 @@ def _observed_s(analysis, sr) -> float:
 
 
 # ---------------------------------------------------------------------- per site
-def _site_summary(analysis, sr, rule: InvolvementRule) -> dict:
-    ev = analysis.events
+def _site_summary(analysis, sr, rule: InvolvementRule, split: dict) -> dict:
     cfg = analysis.config
-    here = _at_site(ev, sr.site, sr.side) if len(ev) else np.zeros(0, bool)
-    kinds = ev["trial_type"].astype(str).to_numpy() if len(ev) else np.zeros(0, str)
-    f = ev[here & (kinds == FASC)].sort_values("onset", kind="stable")
-    c = ev[here & (kinds == CRAMP)].sort_values("onset", kind="stable")
+    empty = analysis.events.iloc[0:0]
+    f = split["fasc"].get((sr.site, sr.side), empty)
+    c = split["cramp"].get((sr.site, sr.side), empty)
     n = len(f)
     rest_s = float(sr.rest_s or 0.0)
     if rest_s > 0:
@@ -281,7 +305,7 @@ def _site_summary(analysis, sr, rule: InvolvementRule) -> dict:
     pair_known = pair.dropna()
     iso, iso_known = _isolated(f, cfg.isolated_ms / 1000.0)
 
-    spans = excluded_spans_s(analysis, sr)
+    spans = excluded_spans_s(analysis, sr, split)
     ifi = _valid_intervals(f["onset"].to_numpy(dtype=float), spans) * 1000.0
     ifi_q = _quantiles(ifi)
 
@@ -352,7 +376,9 @@ def _regions(site_rows: list[dict]) -> list[dict]:
         regions.append("unknown")
     out = []
     for r in regions:
-        rows = [s for s in site_rows if (s["region"] if s["region"] in REGIONS else "unknown") == r]
+        rows = [
+            s for s in site_rows if (s["region"] if s["region"] in REGIONS else "unknown") == r
+        ]
         inv = [s for s in rows if s["status"] == "involved"]
         adequate = [s for s in rows if s["status"] != "insufficient"]
         if not rows:
@@ -371,7 +397,9 @@ def _regions(site_rows: list[dict]) -> list[dict]:
                 "n_sites_examined": len(rows),
                 "sites_with_fasciculations": [s["label"] for s in inv],
                 "n_sites_with_fasciculations": len(inv),
-                "sites_with_any_detected": [s["label"] for s in rows if s["fasciculation_count"] > 0],
+                "sites_with_any_detected": [
+                    s["label"] for s in rows if s["fasciculation_count"] > 0
+                ],
                 "sides_examined": _sides(rows),
                 "sides_with_fasciculations": _sides(inv),
                 "fasciculation_count": int(sum(s["fasciculation_count"] for s in rows)),
@@ -388,7 +416,9 @@ def classify_spread(region_rows: list[dict], site_rows: list[dict]) -> dict:
     inv_sites = [s for s in site_rows if s["status"] == "involved"]
     unknown_only = bool(inv_sites) and not involved
     n = len(involved)
-    bilateral_regions = [r["region"] for r in involved if r["sides_with_fasciculations"] == ["L", "R"]]
+    bilateral_regions = [
+        r["region"] for r in involved if r["sides_with_fasciculations"] == ["L", "R"]
+    ]
     if not inv_sites:
         pattern = "none"
     elif n >= 3 or (n >= 2 and len(bilateral_regions) >= 2):
@@ -430,7 +460,8 @@ def summarize(analysis, rule: InvolvementRule | None = None) -> dict:
         always succeeds.
     """
     rule = rule or InvolvementRule()
-    sites = [_site_summary(analysis, sr, rule) for sr in analysis.sites]
+    split = _split_events(analysis)
+    sites = [_site_summary(analysis, sr, rule, split) for sr in analysis.sites]
     regions = _regions(sites)
     spread = classify_spread(regions, sites)
 

@@ -62,9 +62,7 @@ def make_analysis(
     for spec in sites:
         site, side, region = spec["site"], spec.get("side", "L"), spec.get("region", "cervical")
         nch = spec.get("n_channels", 1)
-        labels = [
-            f"{site} {side}" + (f" {i + 1:02d}" if nch > 1 else "") for i in range(nch)
-        ]
+        labels = [f"{site} {side}" + (f" {i + 1:02d}" if nch > 1 else "") for i in range(nch)]
         for lab in labels:
             channels.append(Channel(lab, site, side, region))
         cramps = list(spec.get("cramps", []))
@@ -80,7 +78,6 @@ def make_analysis(
                 k = rng.poisson(rate_s * (b - a))
                 onsets.extend(rng.uniform(a, b, k))
             onsets = np.sort(np.asarray(onsets, float))
-        n = onsets.size
         n_shapes = spec.get("n_shapes", 2)
         before = np.diff(onsets, prepend=-np.inf)
         after = np.diff(onsets, append=np.inf)
@@ -111,25 +108,48 @@ def make_analysis(
             )
         for a, d in cramps:
             rows.append(
-                dict(onset=a, duration=d, trial_type="cramp", sample=int(round(a * fs)), site=site,
-                     side=side, region=region, channel="|".join(labels), amplitude_uv=400.0,
-                     mean_amplitude_uv=180.0, peak_s=a + d / 2, reason="n/a")
+                dict(
+                    onset=a,
+                    duration=d,
+                    trial_type="cramp",
+                    sample=int(round(a * fs)),
+                    site=site,
+                    side=side,
+                    region=region,
+                    channel="|".join(labels),
+                    amplitude_uv=400.0,
+                    mean_amplitude_uv=180.0,
+                    peak_s=a + d / 2,
+                    reason="n/a",
+                )
             )
         excluded = {"cramp": float(sum(d for _a, d in cramps))}
         if gaps_s:
             excluded["gap"] = float(sum(b - a for a, b in gaps_s))
         site_results.append(
-            SiteResult(site, side, region, labels, rest_s=float(rest_s), excluded_s=excluded,
-                       quality=list(spec.get("quality", [])), noise_uv=5.0)
+            SiteResult(
+                site,
+                side,
+                region,
+                labels,
+                rest_s=float(rest_s),
+                excluded_s=excluded,
+                quality=list(spec.get("quality", [])),
+                noise_uv=5.0,
+            )
         )
     rows.extend(extra_events)
-    events = normalise_events(pd.DataFrame(rows)) if rows else normalise_events(pd.DataFrame(
-        {"onset": [], "duration": [], "trial_type": []}))
+    events = (
+        normalise_events(pd.DataFrame(rows))
+        if rows
+        else normalise_events(pd.DataFrame({"onset": [], "duration": [], "trial_type": []}))
+    )
     # Waveforms: up to 50 per site, one template per shape plus noise.
     nwin = int(round(0.030 * fs))
     for sr in site_results:
         idx = np.flatnonzero(
-            (events["site"] == sr.site).to_numpy() & (events["side"] == sr.side).to_numpy()
+            (events["site"] == sr.site).to_numpy()
+            & (events["side"] == sr.side).to_numpy()
             & (events["trial_type"] == "fasciculation").to_numpy()
         )[:50]
         shapes = events["shape"].to_numpy()[idx].astype(int) if idx.size else np.zeros(0, int)
@@ -140,7 +160,10 @@ def make_analysis(
         sr.waveform_event_index = idx.astype(np.int64)
     n_samples = int(round(duration_s * fs))
     gaps = [(int(round(a * fs)), int(round(b * fs))) for a, b in gaps_s]
-    cq = {c.label: {"noise_uv": 5.0, "mains_ratio": 0.1, "clipped_s": 0.0, "flags": []} for c in channels}
+    cq = {
+        c.label: {"noise_uv": 5.0, "mains_ratio": 0.1, "clipped_s": 0.0, "flags": []}
+        for c in channels
+    }
     return Analysis(
         events=events,
         sites=site_results,

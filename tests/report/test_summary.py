@@ -24,8 +24,15 @@ def test_required_keys_and_valid_json(als_analysis):
     assert doc["recording"]["duration_s"] == pytest.approx(300.0)
     assert doc["recording"]["fs"] == 2000.0
     for site in doc["sites"]:
-        for k in ("site", "side", "region", "fasciculation_count", "fasciculation_rate_per_min",
-                  "cramp_count", "rest_s"):
+        for k in (
+            "site",
+            "side",
+            "region",
+            "fasciculation_count",
+            "fasciculation_rate_per_min",
+            "cramp_count",
+            "rest_s",
+        ):
             assert k in site
     assert isinstance(doc["spread"]["regions_with_fasciculations"], list)
     assert doc["spread"]["pattern"] in ("none", "focal", "multifocal", "widespread")
@@ -64,7 +71,9 @@ def test_amplitude_iqr_duration_phases(factory, spec):
     q25, q50, q75 = np.percentile(f["amplitude_uv"].astype(float), [25, 50, 75])
     assert s["amplitude_uv_median"] == pytest.approx(q50, rel=1e-5)
     assert s["amplitude_uv_iqr"] == pytest.approx(q75 - q25, rel=1e-5)
-    assert s["duration_ms_median"] == pytest.approx(np.median(f["duration_ms"].astype(float)), rel=1e-5)
+    assert s["duration_ms_median"] == pytest.approx(
+        np.median(f["duration_ms"].astype(float)), rel=1e-5
+    )
     ph = f["phases"].astype(float).to_numpy()
     assert s["phases_median"] == pytest.approx(np.median(ph))
     assert s["polyphasic_pct"] == pytest.approx(100 * np.mean(ph > 4), abs=1e-3)
@@ -90,17 +99,30 @@ def test_isolated_pct(factory, spec):
     a = factory([spec("biceps", "L", "cervical", onsets=on)], duration_s=60)
     s = _site(summarize(a), "biceps L")
     assert s["isolated_pct"] == pytest.approx(50.0)
-    a.events["discharge"] = pd.array([pd.NA] * len(a.events), dtype="string")  # 250 ms rule fallback
+    a.events["discharge"] = pd.array(
+        [pd.NA] * len(a.events), dtype="string"
+    )  # 250 ms rule fallback
     assert _site(summarize(a), "biceps L")["isolated_pct"] == pytest.approx(50.0)
 
 
 def test_ifi_excludes_gaps_cramps_artifacts(factory, spec):
     on = [10.0, 20.0, 30.0, 50.0, 60.0, 80.0, 95.0, 110.0, 125.0]
-    art = dict(onset=117.0, duration=0.5, trial_type="artifact", sample=234000, site="unknown",
-               side="n/a", region="unknown", channel="biceps L", reason="common-mode")
+    art = dict(
+        onset=117.0,
+        duration=0.5,
+        trial_type="artifact",
+        sample=234000,
+        site="unknown",
+        side="n/a",
+        region="unknown",
+        channel="biceps L",
+        reason="common-mode",
+    )
     a = factory(
         [spec("biceps", "L", "cervical", onsets=on, cramps=[(65.0, 10.0)])],
-        duration_s=150, gaps_s=[(35.0, 45.0)], extra_events=[art],
+        duration_s=150,
+        gaps_s=[(35.0, 45.0)],
+        extra_events=[art],
     )
     s = _site(summarize(a), "biceps L")
     # kept: 10-20, 20-30, 50-60, 80-95, 95-110 ; dropped: over the gap, the cramp, the artefact
@@ -116,12 +138,21 @@ def test_ifi_excludes_gaps_cramps_artifacts(factory, spec):
 
 def test_artifact_and_voluntary_never_counted(factory, spec):
     extra = [
-        dict(onset=t, duration=0.01, trial_type=k, sample=int(t * 2000), site="biceps", side="L",
-             region="cervical", channel="biceps L")
+        dict(
+            onset=t,
+            duration=0.01,
+            trial_type=k,
+            sample=int(t * 2000),
+            site="biceps",
+            side="L",
+            region="cervical",
+            channel="biceps L",
+        )
         for t, k in [(1.0, "artifact"), (2.0, "voluntary"), (3.0, "artifact")]
     ]
-    a = factory([spec("biceps", "L", "cervical", onsets=[50.0, 60.0])], duration_s=100,
-                extra_events=extra)
+    a = factory(
+        [spec("biceps", "L", "cervical", onsets=[50.0, 60.0])], duration_s=100, extra_events=extra
+    )
     s = summarize(a)
     assert _site(s, "biceps L")["fasciculation_count"] == 2
     assert _site(s, "biceps L")["cramp_count"] == 0
@@ -129,9 +160,13 @@ def test_artifact_and_voluntary_never_counted(factory, spec):
 
 
 def test_short_rest_warning_and_nulls(factory, spec):
-    a = factory([spec("biceps", "L", "cervical", onsets=[], rest_s=0.0),
-                 spec("tibialis_anterior", "R", "lumbosacral", onsets=[1.0], rest_s=40.0)],
-                duration_s=60)
+    a = factory(
+        [
+            spec("biceps", "L", "cervical", onsets=[], rest_s=0.0),
+            spec("tibialis_anterior", "R", "lumbosacral", onsets=[1.0], rest_s=40.0),
+        ],
+        duration_s=60,
+    )
     s = summarize(a)
     json.dumps(s, allow_nan=False)
     b = _site(s, "biceps L")
@@ -145,10 +180,14 @@ def test_short_rest_warning_and_nulls(factory, spec):
 
 # ---------------------------------------------------------------------- spread
 def test_single_false_positive_is_none(factory, spec):
-    a = factory([spec("biceps", "L", "cervical", onsets=[100.0]),
-                 spec("tibialis_anterior", "R", "lumbosacral", onsets=[]),
-                 spec("gastrocnemius_medial", "L", "lumbosacral", onsets=[10.0, 200.0])],
-                duration_s=600)
+    a = factory(
+        [
+            spec("biceps", "L", "cervical", onsets=[100.0]),
+            spec("tibialis_anterior", "R", "lumbosacral", onsets=[]),
+            spec("gastrocnemius_medial", "L", "lumbosacral", onsets=[10.0, 200.0]),
+        ],
+        duration_s=600,
+    )
     s = summarize(a)
     assert s["spread"]["pattern"] == "none"
     assert s["spread"]["regions_with_fasciculations"] == []
@@ -156,10 +195,17 @@ def test_single_false_positive_is_none(factory, spec):
 
 
 def test_focal_bilateral_calves(factory, spec):
-    a = factory([spec("gastrocnemius_medial", "L", "lumbosacral", 6),
-                 spec("gastrocnemius_medial", "R", "lumbosacral", 5),
-                 spec("biceps", "L", "cervical", 0), spec("biceps", "R", "cervical", 0),
-                 spec("tibialis_anterior", "R", "lumbosacral", 0)], duration_s=600, seed=2)
+    a = factory(
+        [
+            spec("gastrocnemius_medial", "L", "lumbosacral", 6),
+            spec("gastrocnemius_medial", "R", "lumbosacral", 5),
+            spec("biceps", "L", "cervical", 0),
+            spec("biceps", "R", "cervical", 0),
+            spec("tibialis_anterior", "R", "lumbosacral", 0),
+        ],
+        duration_s=600,
+        seed=2,
+    )
     sp = summarize(a)["spread"]
     assert sp["pattern"] == "focal"
     assert sp["regions_with_fasciculations"] == ["lumbosacral"]
@@ -167,14 +213,26 @@ def test_focal_bilateral_calves(factory, spec):
 
 
 def test_multifocal_and_widespread(factory, spec):
-    multi = factory([spec("biceps", "L", "cervical", 10), spec("tibialis_anterior", "L", "lumbosacral", 10),
-                     spec("biceps", "R", "cervical", 0)], duration_s=300)
+    multi = factory(
+        [
+            spec("biceps", "L", "cervical", 10),
+            spec("tibialis_anterior", "L", "lumbosacral", 10),
+            spec("biceps", "R", "cervical", 0),
+        ],
+        duration_s=300,
+    )
     sp = summarize(multi)["spread"]
     assert sp["pattern"] == "multifocal" and sp["bilateral"] is False
     assert sp["n_regions_with_fasciculations"] == 2
-    four_limbs = factory([spec("biceps", "L", "cervical", 10), spec("biceps", "R", "cervical", 10),
-                          spec("tibialis_anterior", "L", "lumbosacral", 10),
-                          spec("tibialis_anterior", "R", "lumbosacral", 10)], duration_s=300)
+    four_limbs = factory(
+        [
+            spec("biceps", "L", "cervical", 10),
+            spec("biceps", "R", "cervical", 10),
+            spec("tibialis_anterior", "L", "lumbosacral", 10),
+            spec("tibialis_anterior", "R", "lumbosacral", 10),
+        ],
+        duration_s=300,
+    )
     assert summarize(four_limbs)["spread"]["pattern"] == "widespread"
 
 
@@ -190,8 +248,13 @@ def test_als_widespread(als_analysis):
 
 
 def test_unobserved_site_not_called_free(factory, spec):
-    a = factory([spec("gastrocnemius_medial", "L", "lumbosacral", 8),
-                 spec("biceps", "L", "cervical", onsets=[], rest_s=30.0)], duration_s=300)
+    a = factory(
+        [
+            spec("gastrocnemius_medial", "L", "lumbosacral", 8),
+            spec("biceps", "L", "cervical", onsets=[], rest_s=30.0),
+        ],
+        duration_s=300,
+    )
     s = summarize(a)
     assert _site(s, "biceps L")["status"] == "insufficient"
     cerv = next(r for r in s["regions"] if r["region"] == "cervical")
@@ -202,7 +265,9 @@ def test_unobserved_site_not_called_free(factory, spec):
 
 
 def test_rule_parameters_change_involvement(factory, spec):
-    a = factory([spec("biceps", "L", "cervical", onsets=[10.0, 50.0, 90.0, 130.0])], duration_s=600)
+    a = factory(
+        [spec("biceps", "L", "cervical", onsets=[10.0, 50.0, 90.0, 130.0])], duration_s=600
+    )
     assert summarize(a)["spread"]["pattern"] == "none"  # 4 in 10 min: LB 0.11/min < 0.2
     loose = InvolvementRule(min_count=3, background_per_min=0.05)
     assert summarize(a, loose)["spread"]["pattern"] == "focal"

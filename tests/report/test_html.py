@@ -1,0 +1,160 @@
+"""report.html: self-contained, every section, escaped, numbers equal summary.json."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from html.parser import HTMLParser
+
+import pytest
+
+from emgtool.report import render_report, summarize, write_report
+
+SECTIONS = (
+    "recording",
+    "warnings",
+    "spread",
+    "sites",
+    "raster",
+    "rates",
+    "cramps",
+    "waveforms",
+    "quality",
+    "methods",
+    "disclaimer",
+)
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids, self.refs, self.cells, self.figures = set(), [], [], []
+        self._row = None
+        self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+        for k in ("src", "href", "action", "poster", "data"):
+            if k in a and tag != "td":
+                self.refs.append((tag, a[k]))
+        if tag == "tr" and "data-site" in a:
+            self._row = (a["data-site"], a["data-side"])
+        if tag == "td" and "data-key" in a and self._row:
+            self._cell = [self._row, a["data-key"], a.get("data-value"), ""]
+        if tag == "figure":
+            self.figures.append(a.get("data-figure"))
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell[3] += data
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None:
+            self.cells.append(tuple(self._cell))
+            self._cell = None
+        if tag == "tr":
+            self._row = None
+
+
+def _parse(html):
+    p = _Collect()
+    p.feed(html)
+    return p
+
+
+def test_self_contained_with_every_section(als_analysis):
+    s = summarize(als_analysis)
+    html = render_report(als_analysis, s)
+    p = _parse(html)
+    assert set(SECTIONS) <= p.ids
+    for tag, ref in p.refs:
+        assert ref.startswith(("data:image/png;base64,", "#")), (tag, ref[:60])
+    assert not re.search(r"(?i)(src|href)\s*=\s*[\"']?\s*(https?:)?//", html)
+    assert "url(" not in html and "@import" not in html and "<script" not in html.lower()
+    assert "default-src 'none'" in html  # CSP: the browser refuses any request
+    assert set(p.figures) == {"bodymap", "raster", "rates", "cramps", "waveforms", "quality"}
+    assert "not a diagnosis" in html.lower()
+    assert "research tool" in html.lower()
+
+
+def test_site_numbers_equal_summary(als_analysis):
+    s = summarize(als_analysis)
+    p = _parse(render_report(als_analysis, s))
+    by_site = {(x["site"], x["side"]): x for x in s["sites"]}
+    seen = 0
+    for (site, side), key, raw, text in p.cells:
+        if key in ("site", "side", "region"):
+            assert text == by_site[(site, side)][key]
+            continue
+        assert json.loads(raw) == by_site[(site, side)][key]
+        v = by_site[(site, side)][key]
+        if key in ("fasciculation_rate_per_min", "fasciculation_count", "cramp_count"):
+            assert float(text) == pytest.approx(v, abs=0.006)
+            seen += 1
+    assert seen == 3 * len(s["sites"])
+
+
+def test_text_is_escaped_and_identity_hidden(factory, spec):
+    evil = "bic<script>alert(1)</script>"
+    a = factory([spec(evil, "L", "cervical", 5)], warnings=["<b>watch</b> & see"], duration_s=120)
+    html = render_report(a, summarize(a))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "&lt;b&gt;watch&lt;/b&gt; &amp; see" in html
+    assert "rec.edf" not in html  # the file name is shown only when identity is kept
+    b = factory(
+        [spec("biceps", "L", "cervical", 5)], identity={"subject": "Doe^J"}, duration_s=120
+    )
+    assert "Doe^J" in render_report(b, summarize(b))
+
+
+def test_no_events_no_waveforms(factory, spec):
+    a = factory(
+        [spec("biceps", "L", "cervical", 0), spec("biceps", "R", "cervical", 0)], duration_s=120
+    )
+    html = render_report(a, summarize(a))
+    assert "No cramps detected" in html and "No waveforms stored" in html
+    assert 'data-key="spread.pattern">none<' in html
+
+
+@pytest.fixture
+def sixteen(factory, spec):
+    sites = []
+    for i, (site, region) in enumerate(
+        [
+            ("biceps", "cervical"),
+            ("triceps", "cervical"),
+            ("deltoid", "cervical"),
+            ("first_dorsal_interosseous", "cervical"),
+            ("thoracic_paraspinals", "thoracic"),
+            ("vastus_lateralis", "lumbosacral"),
+            ("tibialis_anterior", "lumbosacral"),
+            ("gastrocnemius_medial", "lumbosacral"),
+        ]
+    ):
+        for side in ("L", "R"):
+            sites.append(
+                spec(
+                    site,
+                    side,
+                    region,
+                    3 + 4 * i,
+                    cramps=[(200.0 + 50 * i, 8.0)] if i % 3 == 0 else [],
+                )
+            )
+    return factory(sites, duration_s=900, gaps_s=[(400.0, 410.0)], seed=5)
+
+
+def test_write_report_16_sites(sixteen, tmp_path):
+    t0 = time.perf_counter()
+    paths = write_report(sixteen, tmp_path / "out")
+    elapsed = time.perf_counter() - t0
+    assert sorted(paths) == ["report_html", "summary_json"]
+    doc = json.loads(paths["summary_json"].read_text(encoding="utf-8"))
+    assert len(doc["sites"]) == 16
+    assert paths["report_html"].read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == ["report.html", "summary.json"]
+    # Budget is 3 s on an idle 2-core machine; the bound leaves room for a loaded CI box.
+    assert elapsed < 12.0, elapsed
