@@ -429,7 +429,8 @@ def simulate_parts(
     tick()
 
     # ------------------------------------------------------------ motion artefacts and ECG (times)
-    nuis = np.zeros_like(data)
+    # Nuisances go straight into data unless the parts are wanted (halves peak memory).
+    nuis = np.zeros_like(data) if keep_parts else data
     motion_events: list[dict] = []
     if "motion" in active:
         k = int(r_motion.poisson(duration_s / 30.0))
@@ -587,7 +588,8 @@ def simulate_parts(
     if "mains" in active:
         amp = np.exp(r_mains.uniform(np.log(2.0), np.log(20.0), n_ch))
         nz.add_mains(nuis, r_mains, fs, float(mains_hz), amp)
-    data += nuis
+    if keep_parts:
+        data += nuis
     tick()
 
     # ------------------------------------------------------------ channel faults
