@@ -191,7 +191,8 @@ def _diagnose(path: Path, text: bytes, first_line: int, d: _Dialect, *, last: bo
             hint = ""
             if d.delimiter == "," and len(cells) > d.n_fields and re.search(r"\d,\d", s):
                 hint = " (decimal commas need ';' or tab as the delimiter)"
-            cut = " (the last line looks cut off)" if last and i == len(lines) - 1 else ""
+            is_last = last and i == len(lines) - 1
+            cut = " (the last line looks cut off)" if is_last and len(cells) < d.n_fields else ""
             raise ReadError(
                 path,
                 f"line {ln}: expected {d.n_fields} fields as in the header, found {len(cells)}"
