@@ -165,7 +165,7 @@ def _dask_pool(
     import dask
     from distributed import Client, LocalCluster
 
-    quiet = logging.DEBUG if debug else logging.ERROR
+    quiet = logging.DEBUG if debug else logging.CRITICAL
     for name in ("distributed", "tornado"):
         logging.getLogger(name).setLevel(quiet)
     cluster = None

@@ -18,6 +18,7 @@ import os
 import shutil
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 __all__ = ["hash_file", "run_one", "DEFAULT_ANALYZE", "MARKER", "TMP_DIR", "read_marker"]
@@ -110,6 +111,7 @@ def run_one(job: dict) -> dict:
     """
     from emgtool.batch.cohort import rows_from_summary
     from emgtool.config import DetectorConfig
+    from emgtool.errors import EmgtoolWarning
 
     t0 = time.perf_counter()
     path = job["path"]
@@ -129,12 +131,19 @@ def run_one(job: dict) -> dict:
         kwargs = dict(job.get("input_kwargs") or {})
         if job.get("keep_identity"):
             kwargs["keep_identity"] = True
-        fn(path, tmp, config=config, overwrite=True, **kwargs)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", EmgtoolWarning)
+            fn(path, tmp, config=config, overwrite=True, **kwargs)
         try:
             summary = json.loads((tmp / "summary.json").read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise RuntimeError("the analysis wrote no summary.json") from None
         rows, recording = rows_from_summary(summary)
+        # Visible warnings (unrecognised muscles, short rest, …) travel with the result.
+        msgs = [str(w.message) for w in caught if issubclass(w.category, EmgtoolWarning)]
+        msgs += [str(m) for m in summary.get("warnings") or [] if isinstance(m, str)]
+        if msgs:
+            recording["warnings"] = "; ".join(dict.fromkeys(msgs))
         marker = {
             "file_sha256": h["sha256"],
             "params_hash": job["params_hash"],

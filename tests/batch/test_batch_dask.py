@@ -1,0 +1,248 @@
+"""emgtool batch on real Dask clusters: killed workers, a killed driver, an external scheduler."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import psutil
+from conftest import FAKE, ROOT, calls, catalog_rows, result_folders, write_recording
+
+from emgtool.batch import run_batch
+from emgtool.cli import main
+
+
+def _no_orphans(parent_pid: int) -> None:
+    # Worker processes the killed driver had started must not run on.
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        left = [
+            p for p in psutil.process_iter(["ppid", "cmdline"]) if p.info["ppid"] == parent_pid
+        ]
+        if not left:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"orphaned processes: {left}")
+
+
+def test_worker_killed_mid_batch_loses_nothing(recordings, tmp_path, monkeypatch):
+    monkeypatch.setenv("EMGTOOL_TEST_SLEEP_S", "0.3")
+    files = recordings(6)
+    killed: list[int] = []
+
+    def kill_one(pool, n_finished):
+        if n_finished == 1 and not killed:
+            pids = pool.client.run(os.getpid)  # worker address → pid
+            victim = sorted(pids.values())[0]
+            assert victim != os.getpid()
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+
+    out = tmp_path / "out"
+    res = run_batch([tmp_path / "data"], out, workers=2, analyze=FAKE, on_result=kill_one)
+    assert killed, "the kill hook never ran"
+    assert (res.done, res.failed) == (6, 0)
+    rows = catalog_rows(out)
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"ok"}
+    assert len(result_folders(out)) == 6
+    df = pd.read_csv(out / "cohort.csv")
+    assert sorted(df["file"].unique()) == sorted(f.name for f in files)
+
+
+def test_driver_killed_then_resumed_without_redo_or_duplicates(recordings, tmp_path):
+    files = recordings(8)
+    out, log = tmp_path / "out", tmp_path / "log"
+    log.mkdir()
+    env = {**os.environ, "EMGTOOL_TEST_SLEEP_S": "0.5", "EMGTOOL_TEST_LOG": str(log)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "emgtool",
+        "batch",
+        str(tmp_path / "data"),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--analyze",
+        FAKE,
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if (out / "catalog.sqlite").exists() and len(catalog_rows(out)) >= 3:
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    first = catalog_rows(out)
+    assert 3 <= len(first) < 8, "the kill must land mid-batch"
+    _no_orphans(proc.pid)
+    committed = {os.path.basename(r["path"]) for r in first}
+
+    os.environ["EMGTOOL_TEST_LOG"] = str(log)
+    try:
+        res = run_batch([tmp_path / "data"], out, workers=1, analyze=FAKE)
+    finally:
+        del os.environ["EMGTOOL_TEST_LOG"]
+    assert res.failed == 0 and res.skipped == len(first)
+    rows = catalog_rows(out)
+    assert len(rows) == 8  # no duplicate: one row per (content, params)
+    assert len({(r["file_sha256"], r["params_hash"]) for r in rows}) == 8
+    assert sorted(os.path.basename(r["path"]) for r in rows) == sorted(f.name for f in files)
+    assert len(result_folders(out)) == 8
+    for folder in result_folders(out):
+        marker = json.loads((folder / "batch.json").read_text())
+        assert folder.name.endswith(marker["file_sha256"][:10])
+    # committed files were never analysed again
+    n = pd.Series(calls(log)).value_counts()
+    assert all(n[name] == 1 for name in committed), n
+    assert len(pd.read_csv(out / "cohort.csv")) == 8 * 4
+
+
+def test_corrupt_and_crashing_files_among_good_ones(recordings, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EMGTOOL_TEST_POISON", "1")
+    good = recordings(4)
+    data = tmp_path / "data"
+    (data / "corrupt.edf").write_bytes(b"0" * 300 + b"\x00garbage" * 50)
+    (data / "truncated.edf").write_bytes(good[0].read_bytes()[:1000])
+    write_recording(data / "poison.edf", seed=50)  # kills its worker every time
+    before = {f: (f.stat().st_mtime_ns, f.read_bytes()) for f in good}
+    listing = sorted(p.name for p in data.iterdir())
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "batch",
+            str(data),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+            "--analyze",
+            FAKE,
+            "--no-progress",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert rc == 1  # documented: 1 when any file failed
+    assert "done 4, skipped 0, failed 3" in captured.out
+    fails = pd.read_csv(out / "failures.tsv", sep="\t").set_index("path")
+    fails.index = [os.path.basename(p) for p in fails.index]
+    assert sorted(fails.index) == ["corrupt.edf", "poison.edf", "truncated.edf"]
+    assert fails.loc["corrupt.edf", "status"] == fails.loc["truncated.edf", "status"] == "error"
+    assert fails.loc["poison.edf", "status"] == "crashed"
+    assert "worker process died" in fails.loc["poison.edf", "reason"]
+    assert fails["reason"].str.len().min() > 10 and (fails["attempts"] == 2).all()
+    assert "corrupt.edf" in captured.err
+    assert len(result_folders(out)) == 4
+    html = (out / "cohort.html").read_text()
+    assert all(name in html for name in fails.index)
+    # inputs untouched, nothing written next to them or outside --out
+    assert sorted(p.name for p in data.iterdir()) == listing
+    assert {f: (f.stat().st_mtime_ns, f.read_bytes()) for f in good} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "out"]
+
+
+def test_external_scheduler_on_loopback(recordings, tmp_path):
+    recordings(3)
+    sched_file = tmp_path / "scheduler.json"
+    env = {**os.environ}
+    py = sys.executable
+    sched = subprocess.Popen(
+        [
+            py,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(sched_file),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    procs = [sched]
+    try:
+        deadline = time.time() + 30
+        while not sched_file.exists() or not sched_file.read_text().strip():
+            assert time.time() < deadline and sched.poll() is None, "scheduler did not start"
+            time.sleep(0.1)
+        address = json.loads(sched_file.read_text())["address"]
+        assert address.startswith("tcp://127.0.0.1:")
+        procs.append(
+            subprocess.Popen(
+                [
+                    py,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    "--scheduler-file",
+                    str(sched_file),
+                    "--nthreads",
+                    "1",
+                    "--nworkers",
+                    "2",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--local-directory",
+                    str(tmp_path / "worker-space"),
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        out = tmp_path / "out"
+        rc = main(
+            [
+                "batch",
+                str(tmp_path / "data"),
+                "--out",
+                str(out),
+                "--scheduler-file",
+                str(sched_file),
+                "--analyze",
+                FAKE,
+                "--no-progress",
+            ]
+        )
+        assert rc == 0
+        assert len(catalog_rows(out)) == 3 and len(result_folders(out)) == 3
+        # the same cluster by address; everything is already done
+        rc = main(
+            [
+                "batch",
+                str(tmp_path / "data"),
+                "--out",
+                str(out),
+                "--scheduler",
+                address,
+                "--analyze",
+                FAKE,
+                "--no-progress",
+            ]
+        )
+        assert rc == 0 and len(catalog_rows(out)) == 3
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in reversed(procs):
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
