@@ -157,9 +157,9 @@ def feed(
         nonlocal last_abs, origin, nxt
         if not seg:
             return
-        if n_ch == 0:
+        if n_ch == 0:  # data before the header (or no header at all): cannot place it
             p["bad_lines"] += len(seg)
-            texts.extend(seg[:3])
+            texts.extend([ln for ln in seg if not ln[:1].isdigit()][:3])
             return
         rows, bad = _parse_rows(seg, n_ch + 2)
         p["bad_lines"] += bad
