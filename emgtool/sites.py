@@ -68,7 +68,7 @@ MUSCLES: tuple[Muscle, ...] = (
     Muscle("tongue", "Tongue (genioglossus)", "bulbar", ("tongue", "genioglossus", "gg"), "hypoglossal (XII)"),
     Muscle("masseter", "Masseter", "bulbar", ("masseter", "mas"), "trigeminal (V3)"),
     Muscle("suprahyoid", "Suprahyoid (digastric, mylohyoid)", "bulbar", ("suprahyoid", "digastric", "mylohyoid", "geniohyoid", "dig", "mh"), "V3 / VII / C1"),
-    Muscle("facial", "Facial muscles", "bulbar", ("facial", "orbicularis oris", "orbicularis oculi", "frontalis", "mentalis", "nasalis", "oris", "oculi"), "facial (VII)"),
+    Muscle("facial", "Facial muscles", "bulbar", ("facial", "orbicularis oris", "orbicularis oculi", "frontalis", "mentalis", "nasalis", "zygomaticus", "buccinator", "oris", "oculi"), "facial (VII)"),
     Muscle("sternocleidomastoid", "Sternocleidomastoid", "cervical", ("sternocleidomastoid", "scm", "sternomastoid"), "accessory (XI)", "C2-C3"),
     Muscle("trapezius", "Upper trapezius", "cervical", ("upper trapezius", "trapezius", "trap", "tra", "ut"), "accessory (XI)", "C3-C4"),
     Muscle("deltoid", "Deltoid", "cervical", ("deltoid", "deltoideus", "delt", "del"), "axillary", "C5-C6"),
@@ -77,10 +77,10 @@ MUSCLES: tuple[Muscle, ...] = (
     Muscle("brachioradialis", "Brachioradialis", "cervical", ("brachioradialis", "br"), "radial", "C5-C6"),
     Muscle("flexor_carpi_radialis", "Flexor carpi radialis", "cervical", ("flexor carpi radialis", "fcr"), "median", "C6-C7"),
     Muscle("flexor_carpi_ulnaris", "Flexor carpi ulnaris", "cervical", ("flexor carpi ulnaris", "fcu"), "ulnar", "C7-T1"),
-    Muscle("forearm_flexors", "Forearm flexors", "cervical", ("forearm flexors", "forearm flexor", "flexors", "fds", "fdp"), "median / ulnar", "C7-T1"),
+    Muscle("forearm_flexors", "Forearm flexors", "cervical", ("forearm flexors", "forearm flexor", "flexor digitorum superficialis", "flexor digitorum profundus", "flexors", "fds", "fdp"), "median / ulnar", "C7-T1"),
     Muscle("extensor_carpi_radialis", "Extensor carpi radialis", "cervical", ("extensor carpi radialis", "ecr"), "radial", "C6-C7"),
     Muscle("extensor_digitorum", "Extensor digitorum (communis)", "cervical", ("extensor digitorum communis", "extensor digitorum", "edc", "ed"), "posterior interosseous", "C7-C8"),
-    Muscle("forearm_extensors", "Forearm extensors", "cervical", ("forearm extensors", "forearm extensor", "extensors"), "radial", "C7-C8"),
+    Muscle("forearm_extensors", "Forearm extensors", "cervical", ("forearm extensors", "forearm extensor", "extensor carpi ulnaris", "extensors", "ecu"), "radial", "C7-C8"),
     Muscle("first_dorsal_interosseous", "First dorsal interosseous", "cervical", ("first dorsal interosseous", "1st dorsal interosseous", "fdi", "1di"), "ulnar", "C8-T1"),
     Muscle("abductor_pollicis_brevis", "Abductor pollicis brevis", "cervical", ("abductor pollicis brevis", "apb", "thenar"), "median", "C8-T1"),
     Muscle("abductor_digiti_minimi", "Abductor digiti minimi (hand)", "cervical", ("abductor digiti minimi", "adm", "adq", "hypothenar"), "ulnar", "C8-T1"),
@@ -93,7 +93,7 @@ MUSCLES: tuple[Muscle, ...] = (
     Muscle("quadriceps", "Quadriceps", "lumbosacral", ("quadriceps", "quads", "quad"), "femoral", "L2-L4"),
     Muscle("hamstrings", "Hamstrings", "lumbosacral", ("hamstrings", "hamstring", "hams", "biceps femoris", "semitendinosus", "semimembranosus", "bf", "st", "sm"), "sciatic", "L5-S2"),
     Muscle("tibialis_anterior", "Tibialis anterior", "lumbosacral", ("tibialis anterior", "tib ant", "tibant", "ta"), "deep peroneal", "L4-L5"),
-    Muscle("gastrocnemius_medial", "Gastrocnemius (medial head)", "lumbosacral", ("gastrocnemius medialis", "medial gastrocnemius", "gastrocnemius medial", "gastroc med", "med gastroc", "gastroc medial", "gasmed", "gm", "mg"), "tibial", "S1-S2"),
+    Muscle("gastrocnemius_medial", "Gastrocnemius (medial head)", "lumbosacral", ("gastrocnemius medialis", "medial gastrocnemius", "gastrocnemius medial", "gastroc med", "med gastroc", "gastroc medial", "gasmed", "mg"), "tibial", "S1-S2"),
     Muscle("gastrocnemius_lateral", "Gastrocnemius (lateral head)", "lumbosacral", ("gastrocnemius lateralis", "lateral gastrocnemius", "gastrocnemius lateral", "gastroc lat", "lat gastroc", "gastroc lateral", "gaslat", "gl", "lg"), "tibial", "S1-S2"),
     Muscle("gastrocnemius", "Gastrocnemius", "lumbosacral", ("gastrocnemius", "gastroc", "gastro", "gcm", "gas", "calf"), "tibial", "S1-S2"),
     Muscle("soleus", "Soleus", "lumbosacral", ("soleus", "sol"), "tibial", "S1-S2"),
@@ -112,11 +112,20 @@ _SIDE_WORDS = {"l": "L", "left": "L", "lt": "L", "sin": "L", "r": "R", "right": 
 _NOISE_WORDS = {"emg", "semg", "hdemg", "hd", "ch", "chan", "channel", "m", "muscle", "musculus"}
 
 
+# "(uV)", "[mV]": a unit in brackets, dropped; other bracketed text ("(L)") is kept.
+_UNIT_BRACKETS = re.compile(r"[(\[]\s*(?:[uµμmn]?v|micro ?volts?|milli ?volts?|volts?)\s*[)\]]", re.I)
+
+# Words that name a muscle ambiguously; they need --sites or a montage.
+_AMBIGUOUS = {"gm": "gastrocnemius medialis or gluteus maximus"}
+
+
 def _words(label: str) -> list[str]:
-    s = re.sub(r"\(.*?\)|\[.*?\]", " ", label)  # drop units "(uV)"
+    s = _UNIT_BRACKETS.sub(" ", label)
+    s = re.sub(r"[()\[\]]", " ", s)
     s = re.sub(r"([a-z])([A-Z])", r"\1 \2", s)  # camelCase → words
     s = re.sub(r"[-_./:,;|]+", " ", s.lower())
-    s = re.sub(r"(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])", " ", s)  # "ta01" → "ta 01"
+    # "ta01" → "ta 01", but keep ordinals and "1di" whole ("1st dorsal interosseous").
+    s = re.sub(r"(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])(?!(?:st|nd|rd|th|di)\b)", " ", s)
     return s.split()
 
 
@@ -134,13 +143,16 @@ def parse_label(label: str, *, warn: bool = False) -> Channel:
     side = "n/a"
     electrode: int | None = None
     rest: list[str] = []
+    prev = ""
     for w in words:
         if w in _SIDE_WORDS:
             side = _SIDE_WORDS[w]
         elif w.isdigit():
-            electrode = int(w)
+            if prev != "t":  # "T10 paraspinal": a spinal level, not an electrode number
+                electrode = int(w)
         elif w not in _NOISE_WORDS:
             rest.append(w)
+        prev = w
     # Re-attach single-letter words that are part of an alias ("psp t", "1di").
     site, region = "unknown", "unknown"
     for alias, m in _ALIASES:
@@ -159,9 +171,10 @@ def parse_label(label: str, *, warn: bool = False) -> Channel:
                 site, region = m.site, m.region
                 break
     if site == "unknown" and warn:
+        amb = [f"{w!r} may mean {_AMBIGUOUS[w]}" for w in rest if w in _AMBIGUOUS]
         warnings.warn(
-            f"channel {label!r}: muscle not recognised; kept with region 'unknown' "
-            "(give --sites or --montage to name it)",
+            f"channel {label!r}: muscle not recognised{' (' + '; '.join(amb) + ')' if amb else ''}; "
+            "kept with region 'unknown' (give --sites or --montage to name it)",
             EmgtoolWarning,
             stacklevel=2,
         )
