@@ -71,6 +71,34 @@ JITTER_TOL = 0.1
 _NAN_TOKENS = ("nan", "NaN", "NAN")
 _UNIT_RE = re.compile(r"^(.*?)\s*[\(\[]\s*([^\)\]]*?)\s*[\)\]]\s*$")
 NL = b"\n"
+#: Rates preferred when a short time column fits several (see _sampling_rate).
+COMMON_FS_HZ = (
+    100,
+    125,
+    200,
+    250,
+    256,
+    500,
+    512,
+    1000,
+    1024,
+    2000,
+    2048,
+    2500,
+    4000,
+    4096,
+    5000,
+    8000,
+    8192,
+    10000,
+    16384,
+    20000,
+    25600,
+    30000,
+    32768,
+    40000,
+    48000,
+)
 _EPOCH_MIN_S = 1e8  # time stamps above this are taken as Unix time (1973 onwards)
 
 
@@ -441,9 +469,11 @@ def _sampling_rate(path, d, times, blocks, fs_opt, header_line):
         )
     fs_est = (t.size - 1) / (t[-1] - t[0])
     k = np.arange(t.size)
-    candidates = [fs_est]
-    if abs(fs_est - round(fs_est)) <= 1e-4 * fs_est and round(fs_est) > 0:
-        candidates.insert(0, float(round(fs_est)))
+    # Timestamps are rounded text, so several rates may fit a short file: prefer a
+    # common device rate, then a whole number, then the raw estimate; the grid check decides.
+    near = [float(r) for r in COMMON_FS_HZ if abs(r - fs_est) <= 0.01 * fs_est]
+    near.sort(key=lambda r: abs(r - fs_est))
+    candidates = [*near, float(max(1, round(fs_est))), fs_est]
     for fs in candidates:
         dev = np.abs(t - t[0] - k / fs) * fs  # in sample periods
         if dev.max() <= JITTER_TOL:
