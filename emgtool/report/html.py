@@ -34,7 +34,8 @@ padding-bottom:.2em;margin-top:1.8em}h3{font-size:1em}
 .warnings li{color:#9a3412}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 th,td{border:1px solid #d5dbdb;padding:.25em .5em;text-align:left;vertical-align:top}
-th{background:#f4f6f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f4f6f6}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.scroll{overflow-x:auto}table.sites{font-size:.78em}
 tr.involved td:first-child{border-left:4px solid #c0392b}
 tr.insufficient td{color:#777}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
@@ -235,7 +236,7 @@ def _spread_section(summary: dict, analysis) -> str:
 
 
 def _sites_section(summary: dict) -> str:
-    head = "<th>site</th><th>side</th><th>region</th><th>channels</th>" + "".join(
+    head = "<th>site</th><th>side</th><th>region</th>" + "".join(
         f"<th>{E(h)}</th>" for _k, h, _d in SITE_COLUMNS
     )
     rows = ""
@@ -248,13 +249,13 @@ def _sites_section(summary: dict) -> str:
         )
         rows += (
             f'<tr class="site {E(s["status"])}" data-site="{E(s["site"])}" '
-            f'data-side="{E(s["side"])}"><td data-key="site">{E(s["site"])}</td>'
-            f'<td data-key="side">{E(s["side"])}</td><td data-key="region">{E(s["region"])}</td>'
-            f"<td>{E(chans)}</td>{cells}</tr>"
+            f'data-side="{E(s["side"])}"><td data-key="site" title="channels: {E(chans)}">'
+            f'{E(s["site"])}</td><td data-key="side">{E(s["side"])}</td>'
+            f'<td data-key="region">{E(s["region"])}</td>{cells}</tr>'
         )
     body = (
-        f'<table class="sites"><tr>{head}</tr>{rows}</table>'
-        "<p>Rates are per minute of artefact-free rest (<code>rest_s</code>); the interval is the "
+        f'<div class="scroll"><table class="sites"><tr>{head}</tr>{rows}</table></div>'
+        "<p>Hover over a site name to see its channels. Rates are per minute of artefact-free rest (<code>rest_s</code>); the interval is the "
         "exact (Garwood) 95 % Poisson interval. Inter-fasciculation intervals (IFI) that span "
         "excluded time (gaps, artefacts, voluntary activity, cramps) are not counted. "
         "Polyphasic: more than 4 phases. Doublets: % of potentials belonging to a "
