@@ -104,7 +104,7 @@ def cohort_table(records: list[dict]) -> pd.DataFrame:
     for rec in records:
         base = {k: rec.get(k, "") for k in ID_COLUMNS}
         recording = {
-            f"recording_{k}" if not k.startswith("spread") else k: v
+            k if k.startswith(("spread", "recording_")) else f"recording_{k}": v
             for k, v in (rec.get("recording") or {}).items()
         }
         for site in rec.get("rows") or [{}]:

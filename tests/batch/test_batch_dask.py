@@ -157,87 +157,30 @@ def test_corrupt_and_crashing_files_among_good_ones(recordings, tmp_path, monkey
 def test_external_scheduler_on_loopback(recordings, tmp_path):
     recordings(3)
     sched_file = tmp_path / "scheduler.json"
-    env = {**os.environ}
     py = sys.executable
-    sched = subprocess.Popen(
-        [
-            py,
-            "-m",
-            "distributed.cli.dask_scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-dashboard",
-            "--scheduler-file",
-            str(sched_file),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    procs = [sched]
+    sched_cmd = [py, "-m", "distributed.cli.dask_scheduler", "--scheduler-file", str(sched_file)]
+    sched_cmd += "--host 127.0.0.1 --port 0 --no-dashboard".split()
+    # the worker waits for the scheduler file itself, so both start at once
+    worker_cmd = [py, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(sched_file)]
+    worker_cmd += "--nthreads 1 --nworkers 1 --no-nanny --no-dashboard --host 127.0.0.1".split()
+    worker_cmd += ["--local-directory", str(tmp_path / "worker-space")]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen(sched_cmd, **quiet), subprocess.Popen(worker_cmd, **quiet)]
     try:
         deadline = time.time() + 30
         while not sched_file.exists() or not sched_file.read_text().strip():
-            assert time.time() < deadline and sched.poll() is None, "scheduler did not start"
+            assert time.time() < deadline and procs[0].poll() is None, "scheduler did not start"
             time.sleep(0.1)
         address = json.loads(sched_file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
-        procs.append(
-            subprocess.Popen(
-                [
-                    py,
-                    "-m",
-                    "distributed.cli.dask_worker",
-                    "--scheduler-file",
-                    str(sched_file),
-                    "--nthreads",
-                    "1",
-                    "--nworkers",
-                    "2",
-                    "--no-dashboard",
-                    "--host",
-                    "127.0.0.1",
-                    "--local-directory",
-                    str(tmp_path / "worker-space"),
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
         out = tmp_path / "out"
-        rc = main(
-            [
-                "batch",
-                str(tmp_path / "data"),
-                "--out",
-                str(out),
-                "--scheduler-file",
-                str(sched_file),
-                "--analyze",
-                FAKE,
-                "--no-progress",
-            ]
-        )
-        assert rc == 0
-        assert len(catalog_rows(out)) == 3 and len(result_folders(out)) == 3
+        common = [str(tmp_path / "data"), "--out", str(out), "--analyze", FAKE, "--no-progress"]
+        assert main(["batch", *common, "--scheduler-file", str(sched_file)]) == 0
+        rows = catalog_rows(out)
+        assert len(rows) == 3 and len(result_folders(out)) == 3
         # the same cluster by address; everything is already done
-        rc = main(
-            [
-                "batch",
-                str(tmp_path / "data"),
-                "--out",
-                str(out),
-                "--scheduler",
-                address,
-                "--analyze",
-                FAKE,
-                "--no-progress",
-            ]
-        )
-        assert rc == 0 and len(catalog_rows(out)) == 3
+        assert main(["batch", *common, "--scheduler", address]) == 0
+        assert catalog_rows(out) == rows
     finally:
         for p in reversed(procs):
             p.terminate()
