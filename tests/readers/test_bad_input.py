@@ -100,8 +100,9 @@ def _edf_plus_d_overlap(p):
 
 
 def _edf_mixed_rates(p):
-    sigs = [_sig(), _sig("EMG TA R"), _sig("Accel", spr=10)]
-    recs = [[np.arange(100), np.arange(100), np.arange(10)] for _ in range(3)]
+    # The low-rate channel sits between the kept ones (non-adjacent decode path).
+    sigs = [_sig(), _sig("Accel", spr=10), _sig("EMG TA R")]
+    recs = [[np.arange(100) + r * 100, np.arange(10), -np.arange(100) - r * 100] for r in range(3)]
     p.write_bytes(build_edf(sigs, recs, duration="0.1"))
 
 
@@ -265,6 +266,10 @@ def test_edf_mixed_rates_keeps_highest(tmp_path):
     src = _open_warn(p, "mixed sampling rates")
     assert [c.label for c in src.channels] == ["EMG Biceps L", "EMG TA R"]
     assert src.fs == 1000.0 and src.meta["dropped_channels"] == ["Accel"]
+    x = src.read().data.astype(np.float64)
+    gain, off = 2000 / 65535, -1000 + 32768 * 2000 / 65535
+    assert np.allclose(x[0], np.arange(300) * gain + off, atol=1e-4)
+    assert np.allclose(x[1], -np.arange(300) * gain + off, atol=1e-4)
 
 
 def test_edf_non_ascii_patient_is_private(tmp_path, capsys):
