@@ -42,14 +42,17 @@ class DetectorConfig:
     # --- preprocessing
     band_hz: tuple[float, float] = (20.0, 450.0)
     """Band-pass corners; the upper one is kept below 0.45·fs."""
-    filter_order: int = 4
-    """Butterworth order of each band-pass edge."""
+    filter_order: int = 2
+    """Butterworth order of each band-pass edge (2: little ringing after large potentials)."""
     mains_hz: float | None = None
     """Mains frequency; None detects 50 vs 60 Hz from the data; 0 disables removal."""
     mains_harmonics: int = 8
     """How many mains harmonics (including the fundamental) to notch, below Nyquist."""
-    warmup_s: float = 0.5
-    """Filter settling time at the start (and after gaps) during which nothing is detected."""
+    warmup_s: float = 0.1
+    """Filter settling time at the start (and after gaps) during which nothing is detected.
+
+    Filters start from the steady state of the first sample, so a DC offset
+    causes no step transient; only the band-pass's own ringing remains."""
     noise_window_s: float = 10.0
     """Window of the running robust noise estimate (median absolute deviation)."""
 
@@ -86,7 +89,7 @@ class DetectorConfig:
     """Envelope offset threshold (hysteresis)."""
     sustained_min_s: float = 0.5
     """Minimum duration of sustained activity."""
-    sustained_merge_s: float = 0.5
+    sustained_merge_s: float = 0.1
     """Gaps shorter than this inside sustained activity are bridged."""
     cramp_min_s: float = 3.0
     """Minimum duration of a cramp; shorter sustained activity is 'voluntary'."""
@@ -106,7 +109,9 @@ class DetectorConfig:
     def __post_init__(self) -> None:
         lo, hi = self.band_hz
         if not (0 < lo < hi):
-            raise ConfigError(f"band_hz must be (low, high) with 0 < low < high, got {self.band_hz}")
+            raise ConfigError(
+                f"band_hz must be (low, high) with 0 < low < high, got {self.band_hz}"
+            )
         if self.fasc_threshold_sd <= 0 or self.cramp_min_s <= 0:
             raise ConfigError("fasc_threshold_sd and cramp_min_s must be positive")
         object.__setattr__(self, "band_hz", (float(lo), float(hi)))
@@ -114,8 +119,10 @@ class DetectorConfig:
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict of every parameter."""
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in fields(self)}
+        return {
+            f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+            for f in fields(self)
+        }
 
     def replace(self, **changes) -> DetectorConfig:
         return dataclasses.replace(self, **changes)
@@ -130,8 +137,9 @@ class DetectorConfig:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(doc) - set(known))
         if unknown:
-            raise ConfigError(f"{source}: unknown parameter(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(known)}")
+            raise ConfigError(
+                f"{source}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(known)}"
+            )
         kw = {}
         for k, v in doc.items():
             if isinstance(v, list):

@@ -114,9 +114,7 @@ class Recording:
         if data.ndim != 2:
             raise ValueError(f"data must be 2-D (n_channels, n_samples), got shape {data.shape}")
         if data.shape[0] != len(self.channels):
-            raise ValueError(
-                f"got {data.shape[0]} rows of data but {len(self.channels)} channels"
-            )
+            raise ValueError(f"got {data.shape[0]} rows of data but {len(self.channels)} channels")
         if not (np.isfinite(self.fs) and self.fs > 0):
             raise ValueError(f"fs must be a positive number, got {self.fs!r}")
         if data.flags.writeable:
@@ -193,7 +191,9 @@ class Recording:
         a = max(int(start), self.first_sample) - self.first_sample
         b = min(int(stop), self.stop_sample) - self.first_sample
         b = max(a, b)
-        return dataclasses.replace(self, data=self.data[:, a:b], first_sample=self.first_sample + a)
+        return dataclasses.replace(
+            self, data=self.data[:, a:b], first_sample=self.first_sample + a
+        )
 
     def select(self, picks: Iterable[int | str]) -> Recording:
         """Channels by index or label, in the order given."""

@@ -37,7 +37,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, EmgtoolWarning):
         print(f"emgtool: warning: {message}", file=sys.stderr)
     else:
-        logging.getLogger("emgtool").debug("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
+        logging.getLogger("emgtool").debug(
+            "%s: %s (%s:%s)", category.__name__, message, filename, lineno
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,14 +98,24 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
     """Options every command that reads a recording shares."""
     g = p.add_argument_group("input")
     sites = g.add_mutually_exclusive_group()
-    sites.add_argument("--sites", metavar="LIST",
-                       help='one site per channel, in order, e.g. "Biceps L,Biceps R,TA R"')
-    sites.add_argument("--montage", metavar="FILE",
-                       help="TOML montage mapping channel labels to sites (see docs/montage.md)")
-    g.add_argument("--fs", type=float, metavar="HZ",
-                   help="sampling rate for CSV files without a time column")
-    g.add_argument("--unit", metavar="UNIT",
-                   help="unit of CSV values when the header does not say (uV, mV, V)")
+    sites.add_argument(
+        "--sites",
+        metavar="LIST",
+        help='one site per channel, in order, e.g. "Biceps L,Biceps R,TA R"',
+    )
+    sites.add_argument(
+        "--montage",
+        metavar="FILE",
+        help="TOML montage mapping channel labels to sites (see docs/montage.md)",
+    )
+    g.add_argument(
+        "--fs", type=float, metavar="HZ", help="sampling rate for CSV files without a time column"
+    )
+    g.add_argument(
+        "--unit",
+        metavar="UNIT",
+        help="unit of CSV values when the header does not say (uV, mV, V)",
+    )
 
 
 def input_kwargs(args: argparse.Namespace) -> dict:

@@ -1,0 +1,860 @@
+"""The chunked detection pipeline: ``init_state`` → ``step`` … → ``flush`` → ``finalize``.
+
+One loop serves offline files, batch jobs and live recording.  Every
+decision depends only on the samples and on absolute sample positions
+(noise blocks of 1 s, activity bins of 10 ms, all aligned to sample 0), so
+the events are identical for any chunking of the same recording, down to
+1-sample chunks.
+
+Stages per chunk (all vectorised over channels and samples):
+
+1. *Gaps*: NaN samples are masked; the filter restarts after a gap.
+2. *Clipping*: runs of ≥ 5 identical samples at the channel's extreme.
+3. *Filter*: causal band-pass + mains notches (one SOS cascade, carried state).
+   The first ``probe_s`` seconds are buffered once to detect the mains
+   frequency and the cardiac rhythm before anything is decided.
+4. *Noise floor*: robust SD (median |x| / 0.6745) per channel per 1-s block;
+   the threshold of block *b* uses the 25th percentile of the previous ten
+   blocks' SDs, so it follows slow changes but not bursts of activity.
+5. *Candidates*: samples above ``max(k·σ, floor)`` on any channel of a site,
+   bridged over the refractory period → one segment per potential per site.
+6. *Features* on the channel where the potential is largest.
+7. *Activity*: 10-ms RMS bins above 2σ; runs of active bins merged over
+   gaps < ``sustained_merge_s``; runs ≥ ``sustained_min_s`` are sustained
+   activity (cramp if ≥ ``cramp_min_s`` and confined, else voluntary).
+8. *Decisions*: a candidate inside sustained activity is dropped; one seen
+   at the same instant at many sites is a common-mode artefact; one on the
+   heart rhythm is ECG; else it is a fasciculation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from emgtool.config import DetectorConfig
+from emgtool.pipeline import dsp
+from emgtool.pipeline.ecg import ECG_SITES, CardiacTracker, bootstrap, classify
+from emgtool.pipeline.features import waveform_features
+from emgtool.pipeline.runs import find_runs, merge_runs
+from emgtool.recording import Channel, Recording
+
+__all__ = ["PipelineState", "init_state", "step", "flush", "site_groups"]
+
+PROBE_S = 5.0  # buffered at the start to find mains and the cardiac rhythm
+BLOCK_S = 1.0  # noise-floor block
+BIN_S = 0.01  # activity bin
+NOISE_PCT = 25.0  # percentile of recent block SDs used as the noise floor
+ACTIVE_BLOCK_FRACTION = 0.2  # blocks more active than this keep the previous noise estimate
+ACTIVE_RMS_SD = 2.0  # a 10-ms bin is active above this many noise SDs (RMS)
+MAX_POTENTIAL_MS = 60.0  # longer supra-threshold segments (incl. ringing) are not one potential
+HALF_WINDOW_MS = 20.0  # waveform window: peak ± this
+CLIP_RUN = 5  # identical consecutive samples at the extreme = clipped
+SUSTAINED_MARGIN_S = 0.25  # candidates this close to sustained activity are dropped
+RING_S = 900.0  # activity history kept for cramp statistics (15 min)
+MAX_WAVEFORMS_PER_SITE = 20000
+RING_MS = 40.0  # a much smaller candidate this close to a potential is its filter ringing
+RING_RATIO = 0.5
+QRS_MS = (80.0, 60.0)  # candidates this close (before, after) to a heart beat belong to it
+
+
+def site_groups(channels: tuple[Channel, ...]) -> tuple[list[tuple[str, str]], NDArray]:
+    """Site keys in first-seen order and the site index of each channel.
+
+    Channels with an unrecognised muscle are each their own site, named by
+    their label, so two unknown channels are never merged.
+    """
+    keys: list[tuple[str, str]] = []
+    idx = np.zeros(len(channels), np.int64)
+    for i, c in enumerate(channels):
+        key = (c.site, c.side) if c.site != "unknown" else (f"unknown:{c.label}", c.side)
+        if key not in keys:
+            keys.append(key)
+        idx[i] = keys.index(key)
+    return keys, idx
+
+
+@dataclass
+class PipelineState:
+    """Everything the pipeline carries between chunks (treat as opaque)."""
+
+    cfg: DetectorConfig
+    fs: float
+    channels: tuple[Channel, ...]
+    site_keys: list
+    site_region: list
+    site_of_ch: NDArray
+    site_chs: list  # channel indices per site
+    ecg_site: NDArray  # bool per site
+    # sample constants
+    block_n: int
+    bin_n: int
+    probe_n: int
+    warmup_n: int
+    bridge_n: int
+    half_n: int
+    max_pot_n: int
+    cm_n: int
+    merge_bins: int
+    sustained_bins: int
+    margin_bins: int
+    ring_n: int
+    ring_n_samples: int
+    qrs_n: tuple
+    # progress
+    n_in: int = 0  # raw samples received
+    pos: int = 0  # samples filtered
+    probe: list | None = field(default_factory=list)
+    started: bool = False
+    # filtering
+    sos: NDArray | None = None
+    zi: NDArray | None = None
+    mains_hz: float | None = None
+    harmonics: tuple = ()
+    mains_ratio: NDArray | None = None
+    # raw-side carry for clipping
+    raw_tail: NDArray | None = None
+    raw_absmax: NDArray | None = None
+    # filtered buffer
+    buf: NDArray | None = None
+    buf_start: int = 0
+    seg_frontier: int = 0
+    # noise
+    block_sd: list = field(default_factory=list)  # one (n_ch,) per finished block
+    block_acc: list = field(default_factory=list)
+    probe_sd: NDArray | None = None
+    block_active: dict = field(default_factory=dict)  # block -> active bins per channel
+    block_bins: dict = field(default_factory=dict)  # block -> bins counted
+    n_probe_blocks: int = 0
+    # bins
+    bin_acc: NDArray | None = None
+    bin_acc_n: int = 0
+    n_bins: int = 0
+    ring_rms: NDArray | None = None  # (n_sites, ring_n)
+    ring_coact: NDArray | None = None  # (ring_n,) number of active sites
+    run_start: NDArray | None = None  # per site, -1 = none (bin index)
+    run_last: NDArray | None = None
+    sustained: list = field(default_factory=list)  # per site list of [start_bin, stop_bin)
+    # exclusions (absolute samples), per channel
+    excl: list = field(default_factory=list)  # per channel list of (a, b, reason)
+    gaps: list = field(default_factory=list)  # (a, b) where every channel is NaN
+    nan_open: NDArray | None = None  # per channel start of an open NaN run, -1 if none
+    nan_tail: NDArray | None = None  # per channel: last sample seen was NaN
+    # decisions
+    pending: list = field(default_factory=list)
+    recent_peaks: list = field(default_factory=list)  # (peak, site, candidate) of all candidates
+    trackers: list = field(default_factory=list)
+    decisions_on: bool = False
+    # output
+    out: list = field(default_factory=list)  # emitted event dicts (all so far)
+    waveforms: list = field(default_factory=list)  # per site list of (event_no, waveform)
+    flushed: bool = False
+
+
+def init_state(fs: float, channels, config: DetectorConfig | None = None) -> PipelineState:
+    """A fresh pipeline state for ``channels`` sampled at ``fs``."""
+    cfg = config or DetectorConfig()
+    channels = tuple(channels)
+    keys, site_of_ch = site_groups(channels)
+    regions = []
+    for k in keys:
+        ch = channels[int(np.flatnonzero(site_of_ch == keys.index(k))[0])]
+        regions.append(ch.region)
+    n_sites = len(keys)
+    ms = fs / 1000.0
+    bin_n = max(1, int(round(BIN_S * fs)))
+    st = PipelineState(
+        cfg=cfg,
+        fs=float(fs),
+        channels=channels,
+        site_keys=keys,
+        site_region=regions,
+        site_of_ch=site_of_ch,
+        site_chs=[np.flatnonzero(site_of_ch == s) for s in range(n_sites)],
+        ecg_site=np.array(
+            [k[0] in ECG_SITES or r == "thoracic" for k, r in zip(keys, regions, strict=True)]
+        ),
+        block_n=max(1, int(round(BLOCK_S * fs))),
+        bin_n=bin_n,
+        probe_n=int(round(PROBE_S * fs)),
+        warmup_n=int(round(cfg.warmup_s * fs)),
+        bridge_n=max(1, int(round(cfg.refractory_ms * ms))),
+        half_n=max(2, int(round(HALF_WINDOW_MS * ms))),
+        max_pot_n=max(2, int(round(MAX_POTENTIAL_MS * ms))),
+        cm_n=max(1, int(round(cfg.common_mode_ms * ms))),
+        merge_bins=max(1, int(round(cfg.sustained_merge_s / (bin_n / fs)))),
+        sustained_bins=max(1, int(round(cfg.sustained_min_s / (bin_n / fs)))),
+        margin_bins=max(1, int(round(SUSTAINED_MARGIN_S / (bin_n / fs)))),
+        ring_n=int(round(RING_S / (bin_n / fs))),
+        ring_n_samples=int(round(RING_MS * ms)),
+        qrs_n=(int(round(QRS_MS[0] * ms)), int(round(QRS_MS[1] * ms))),
+    )
+    n_ch = len(channels)
+    st.raw_tail = np.zeros((n_ch, 0), np.float32)
+    st.raw_absmax = np.zeros(n_ch, np.float32)
+    st.buf = np.zeros((n_ch, 0), np.float32)
+    st.bin_acc = np.zeros(n_ch, np.float64)
+    st.ring_rms = np.zeros((n_sites, st.ring_n), np.float32)
+    st.ring_coact = np.zeros(st.ring_n, np.int16)
+    st.run_start = np.full(n_sites, -1, np.int64)
+    st.run_last = np.full(n_sites, -1, np.int64)
+    st.sustained = [[] for _ in range(n_sites)]
+    st.excl = [[] for _ in range(n_ch)]
+    st.nan_open = np.full(n_ch, -1, np.int64)
+    st.nan_tail = np.zeros(n_ch, bool)
+    st.trackers = [CardiacTracker() for _ in range(n_sites)]
+    st.waveforms = [[] for _ in range(n_sites)]
+    return st
+
+
+# ---------------------------------------------------------------------------- public steps
+def step(chunk: Recording, state: PipelineState) -> tuple[list[dict], PipelineState]:
+    """Process one chunk; returns the events decided during this call and the state.
+
+    ``chunk.first_sample`` must continue where the previous chunk ended.  The
+    state is updated in place and returned (pass the returned one on).
+    """
+    st = state
+    if st.flushed:
+        raise RuntimeError("pipeline already flushed")
+    if chunk.first_sample != st.n_in:
+        raise ValueError(
+            f"chunk starts at sample {chunk.first_sample}, expected {st.n_in} (chunks must be contiguous)"
+        )
+    if chunk.n_channels != len(st.channels):
+        raise ValueError(f"chunk has {chunk.n_channels} channels, expected {len(st.channels)}")
+    n_before = len(st.out)
+    raw = chunk.data
+    st.n_in += raw.shape[1]
+    if not st.started:
+        st.probe.append(np.array(raw, dtype=np.float32))
+        if st.n_in >= st.probe_n:
+            _start(st, np.concatenate(st.probe, axis=1), final=False)
+    else:
+        _process(st, raw, final=False)
+    return st.out[n_before:], st
+
+
+def flush(state: PipelineState) -> tuple[list[dict], PipelineState]:
+    """Close everything still open at the end of the recording; returns the last events."""
+    st = state
+    n_before = len(st.out)
+    if not st.started:
+        probe = (
+            np.concatenate(st.probe, axis=1)
+            if st.probe
+            else np.zeros((len(st.channels), 0), np.float32)
+        )
+        _start(st, probe, final=True)
+    else:
+        _process(st, np.zeros((len(st.channels), 0), np.float32), final=True)
+    st.flushed = True
+    return st.out[n_before:], st
+
+
+# ---------------------------------------------------------------------------- internals
+def _start(st: PipelineState, probe: NDArray, final: bool) -> None:
+    cfg = st.cfg
+    if cfg.mains_hz is None:
+        clean = probe[:, st.warmup_n :] if probe.shape[1] > 4 * st.warmup_n else probe
+        st.mains_hz, st.harmonics, st.mains_ratio = dsp.detect_mains(clean, st.fs)
+    elif cfg.mains_hz:
+        st.mains_hz = float(cfg.mains_hz)
+        st.harmonics = tuple(range(1, cfg.mains_harmonics + 1))
+        _, _, st.mains_ratio = dsp.detect_mains(probe, st.fs)
+    else:
+        st.mains_hz, st.harmonics, st.mains_ratio = None, (), np.zeros(len(st.channels))
+    st.harmonics = tuple(h for h in st.harmonics if h <= cfg.mains_harmonics)
+    st.sos = dsp.design_filters(
+        st.fs, cfg.band_hz, cfg.filter_order, mains_hz=st.mains_hz, harmonics=st.harmonics
+    )
+    st.zi = dsp.init_filter_state(st.sos, len(st.channels))
+    # Channels that are essentially pure mains are disconnected electrodes.
+    for c in np.flatnonzero(st.mains_ratio > 0.8):
+        st.excl[c].append((0, 2**62, "mains-dominated"))
+    st.started = True
+    st.probe = None
+    st.decisions_on = False
+    _process(st, probe, final=final, probe=True)
+    _bootstrap_ecg(st)
+    st.decisions_on = True
+    _decide(st, final=final)
+
+
+def _bootstrap_ecg(st: PipelineState) -> None:
+    if not st.cfg.ecg_reject:
+        return
+    for s in np.flatnonzero(st.ecg_site):
+        cands = [p for p in st.pending if p["site_i"] == s]
+        if len(cands) < 3:
+            for p in cands:
+                classify(st.trackers[s], p["peak"], p["wave"], st.fs)
+                p["ecg_done"] = True
+            continue
+        peaks = np.array([p["peak"] for p in cands])
+        waves = np.stack([p["wave"] for p in cands])
+        tr, is_ecg = bootstrap(peaks, waves, st.fs)
+        st.trackers[s] = tr
+        for p, e in zip(cands, is_ecg, strict=True):
+            p["ecg"] = bool(e)
+            p["ecg_done"] = True
+
+
+def _mark_nan(st: PipelineState, raw: NDArray, a0: int) -> NDArray:
+    """Record NaN runs as exclusions (and global gaps); returns raw with NaN → 0."""
+    bad = ~np.isfinite(raw)
+    n = raw.shape[1]
+    if not bad.any() and not (st.nan_open >= 0).any():
+        return raw
+    rows, starts, stops = find_runs(bad)
+    for r, s, e in zip(rows, starts, stops, strict=True):
+        a, b = a0 + int(s), a0 + int(e)
+        if s == 0 and st.nan_open[r] >= 0:
+            a = int(st.nan_open[r])
+            st.nan_open[r] = -1
+        if e == n:
+            st.nan_open[r] = a  # still open: record when it closes
+            continue
+        st.excl[r].append((a, b + st.warmup_n, "gap"))
+    # Channels whose open run ended exactly at the chunk start.
+    closed = (st.nan_open >= 0) & ~bad[:, 0] if n else np.zeros(len(st.nan_open), bool)
+    for r in np.flatnonzero(closed):
+        st.excl[r].append((int(st.nan_open[r]), a0 + st.warmup_n, "gap"))
+        st.nan_open[r] = -1
+    return np.where(bad, np.float32(0), raw)
+
+
+def _filter(st: PipelineState, raw: NDArray, a0: int) -> NDArray:
+    """Band-pass + notch, restarting the filter of a channel after each of its NaN runs."""
+    bad = ~np.isfinite(raw)
+    if raw.shape[1] == 0:
+        return raw.astype(np.float32)
+    if a0 == 0:
+        first = np.where(bad[:, 0], 0.0, raw[:, 0])
+        st.zi = dsp.init_filter_state(st.sos, raw.shape[0], first)
+    restart = st.nan_tail & ~bad[:, 0]  # a gap ended exactly at this chunk's start
+    if restart.any():
+        z = dsp.init_filter_state(st.sos, raw.shape[0], np.where(bad[:, 0], 0.0, raw[:, 0]))
+        st.zi[:, restart, :] = z[:, restart, :]
+    st.nan_tail = bad[:, -1].copy()
+    if not bad.any():
+        y, st.zi = dsp.filter_step(st.sos, raw, st.zi)
+        return y
+    # Split where any channel's NaN status changes; inside a piece it is constant.
+    change = np.flatnonzero((bad[:, 1:] != bad[:, :-1]).any(axis=0)) + 1
+    edges = np.r_[0, change, raw.shape[1]]
+    out = np.empty(raw.shape, np.float32)
+    x = np.where(bad, np.float32(0), raw)
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        y, st.zi = dsp.filter_step(st.sos, x[:, a:b], st.zi)
+        nanch = bad[:, a]
+        y[nanch] = 0.0
+        if b < raw.shape[1]:
+            # Restart channels whose gap ends here from the next valid sample's steady state.
+            restart = nanch & ~bad[:, b]
+            if restart.any():
+                z = dsp.init_filter_state(st.sos, raw.shape[0], raw[:, b])
+                st.zi[:, restart, :] = z[:, restart, :]
+        out[:, a:b] = y
+    return out
+
+
+def _mark_clipping(st: PipelineState, raw: NDArray, a0: int) -> None:
+    n_ch, n = raw.shape
+    if n == 0:
+        return
+    ctx = st.raw_tail
+    x = np.concatenate([ctx, raw], axis=1)
+    c0 = a0 - ctx.shape[1]
+    finite = np.isfinite(x)
+    absx = np.where(finite, np.abs(x), 0)
+    running = np.maximum.accumulate(np.maximum(absx, st.raw_absmax[:, None]), axis=1)
+    st.raw_absmax = running[:, -1].astype(np.float32)
+    eq = np.zeros_like(finite)
+    eq[:, 1:] = (x[:, 1:] == x[:, :-1]) & finite[:, 1:]
+    # A run of CLIP_RUN equal samples has CLIP_RUN - 1 consecutive "equal to previous".
+    rows, s, e = find_runs(eq)
+    keep = (e - s) >= CLIP_RUN - 1
+    for r, a, b in zip(rows[keep], s[keep], e[keep], strict=True):
+        a = a - 1  # the first sample of the run
+        v = abs(float(x[r, a]))
+        if v > 0 and v >= 0.9 * float(running[r, b - 1]):
+            st.excl[r].append((c0 + int(a), c0 + int(b), "clipped"))
+    st.raw_tail = np.array(x[:, -(CLIP_RUN - 1) :], dtype=np.float32) if x.shape[1] else x
+
+
+def _process(st: PipelineState, raw: NDArray, final: bool, probe: bool = False) -> None:
+    raw = np.asarray(raw, np.float32)
+    a0 = st.pos
+    _mark_clipping(st, raw, a0)
+    _mark_nan(st, raw, a0)
+    y = _filter(st, raw, a0)
+    st.pos += y.shape[1]
+    st.buf = np.concatenate([st.buf, y], axis=1) if st.buf.shape[1] else y
+    if probe:
+        _probe_noise(st, y)
+    _update_bins(st, y, a0, final=final)
+    _update_noise(st, y, a0, final=final)
+    _segment(st, final=final)
+    if st.decisions_on:
+        _decide(st, final=final)
+    keep_from = st.seg_frontier - st.half_n
+    if keep_from > st.buf_start:
+        st.buf = st.buf[:, keep_from - st.buf_start :]
+        st.buf_start = keep_from
+
+
+# ---------------------------------------------------------------------------- noise floor
+def _update_noise(st: PipelineState, y: NDArray, a0: int, final: bool) -> None:
+    """Finish 1-s blocks and record their robust SD per channel."""
+    st.block_acc.append(y)
+    acc_n = sum(a.shape[1] for a in st.block_acc)
+    if acc_n < st.block_n and not final:
+        return
+    acc = np.concatenate(st.block_acc, axis=1) if len(st.block_acc) > 1 else st.block_acc[0]
+    first_abs = a0 + y.shape[1] - acc.shape[1]
+    n_full = acc.shape[1] // st.block_n
+    for i in range(n_full):
+        blk = acc[:, i * st.block_n : (i + 1) * st.block_n]
+        b_abs = first_abs + i * st.block_n
+        if b_abs < st.warmup_n:  # drop the filter's settling transient
+            blk = blk[:, st.warmup_n - b_abs :]
+        sd = dsp.robust_sd(blk[:, ::2]).astype(np.float32)
+        # A block mostly in activity (cramp, voluntary) says nothing about the
+        # noise: carry the previous rest estimate so thresholds do not drift up.
+        blk_no = b_abs // st.block_n
+        n_bins = st.block_bins.pop(blk_no, 0)
+        busy = st.block_active.pop(blk_no, np.zeros(len(sd))) > ACTIVE_BLOCK_FRACTION * max(
+            n_bins, 1
+        )
+        if busy.any() and st.block_sd:
+            sd = np.where(busy, st.block_sd[-1], sd).astype(np.float32)
+        st.block_sd.append(sd)
+    rest = acc[:, n_full * st.block_n :]
+    if final and rest.shape[1] >= max(8, st.block_n // 4):
+        st.block_sd.append(dsp.robust_sd(rest).astype(np.float32))
+        rest = rest[:, :0]
+    st.block_acc = [rest] if rest.shape[1] else []
+
+
+def _probe_noise(st: PipelineState, y: NDArray) -> None:
+    """Noise floor of the probe (the first seconds), from its own 1-s blocks."""
+    y = y[:, min(st.warmup_n, max(0, y.shape[1] - 8)) :]
+    n_full = y.shape[1] // st.block_n
+    if n_full:
+        blocks = y[:, : n_full * st.block_n].reshape(len(st.channels), n_full, st.block_n)
+        sds = dsp.robust_sd(blocks[:, :, ::2], axis=2).T
+    elif y.shape[1]:
+        sds = dsp.robust_sd(y)[None, :]
+    else:
+        sds = np.ones((1, len(st.channels)))
+    st.probe_sd = np.percentile(sds, NOISE_PCT, axis=0).astype(np.float32)
+    st.n_probe_blocks = max(1, n_full)
+
+
+def _sd_for_block(st: PipelineState, b: int) -> NDArray:
+    """Noise SD governing block ``b`` (from earlier blocks only, causal)."""
+    if b < st.n_probe_blocks or len(st.block_sd) == 0:
+        return st.probe_sd
+    hist = st.block_sd[max(0, b - 10) : b]
+    if not hist:
+        return st.probe_sd
+    return np.percentile(np.array(hist), NOISE_PCT, axis=0).astype(np.float32)
+
+
+def _thresholds(st: PipelineState, a: int, b: int) -> NDArray:
+    """Per-sample threshold (n_ch, b - a) for absolute samples [a, b)."""
+    cfg = st.cfg
+    out = np.empty((len(st.channels), b - a), np.float32)
+    blk0, blk1 = a // st.block_n, (b - 1) // st.block_n
+    for blk in range(blk0, blk1 + 1):
+        s = max(a, blk * st.block_n) - a
+        e = min(b, (blk + 1) * st.block_n) - a
+        sd = _sd_for_block(st, blk)
+        out[:, s:e] = np.maximum(cfg.fasc_threshold_sd * sd, cfg.fasc_floor_uv)[:, None]
+    return out
+
+
+def _sd_at(st: PipelineState, samples: NDArray, chans: NDArray) -> NDArray:
+    blocks = samples // st.block_n
+    cache: dict = {}
+    out = np.empty(len(samples), np.float32)
+    for i, (blk, c) in enumerate(zip(blocks, chans, strict=True)):
+        if blk not in cache:
+            cache[blk] = _sd_for_block(st, int(blk))
+        out[i] = cache[blk][c]
+    return out
+
+
+# ---------------------------------------------------------------------------- exclusions
+def _excluded_mask(st: PipelineState, a: int, b: int, reasons=None) -> NDArray:
+    """(n_ch, b - a) True where a channel is excluded (gap, clipped, flat, mains...)."""
+    m = np.zeros((len(st.channels), b - a), bool)
+    for c, spans in enumerate(st.excl):
+        for s, e, why in spans:
+            if e > a and s < b and (reasons is None or why in reasons):
+                m[c, max(s, a) - a : min(e, b) - a] = True
+        if st.nan_open[c] >= 0:
+            m[c, max(int(st.nan_open[c]), a) - a :] = True
+    if a < st.warmup_n:
+        m[:, : st.warmup_n - a] = True
+    return m
+
+
+def _flat_blocks(st: PipelineState, a: int, b: int) -> NDArray:
+    """(n_ch, b - a) True where the channel's block SD is below the flat limit."""
+    m = np.zeros((len(st.channels), b - a), bool)
+    blk0, blk1 = a // st.block_n, (b - 1) // st.block_n
+    for blk in range(blk0, blk1 + 1):
+        if blk < len(st.block_sd):
+            flat = st.block_sd[blk] < st.cfg.flat_uv
+        else:
+            flat = _sd_for_block(st, blk) < st.cfg.flat_uv
+        if flat.any():
+            s = max(a, blk * st.block_n) - a
+            e = min(b, (blk + 1) * st.block_n) - a
+            m[flat, s:e] = True
+    return m
+
+
+# ---------------------------------------------------------------------------- candidates
+def _segment(st: PipelineState, final: bool) -> None:
+    a = st.seg_frontier
+    b = st.pos
+    if b <= a:
+        return
+    ya = st.buf[:, a - st.buf_start : b - st.buf_start]
+    thr = _thresholds(st, a, b)
+    mask = np.abs(ya) > thr
+    mask &= ~_excluded_mask(st, a, b)
+    mask &= ~_flat_blocks(st, a, b)
+    n_sites = len(st.site_keys)
+    if n_sites == len(st.channels):  # one channel per site: no OR needed
+        order = np.argsort(st.site_of_ch, kind="stable")
+        site_mask = mask[order]
+        site_ids = st.site_of_ch[order]
+    else:
+        site_mask = np.zeros((n_sites, b - a), bool)
+        for s, chs in enumerate(st.site_chs):
+            site_mask[s] = mask[chs].any(axis=0)
+        site_ids = np.arange(n_sites)
+    rows, s0, s1 = find_runs(site_mask)
+    rows, s0, s1 = merge_runs(rows, s0, s1, st.bridge_n)
+    guard = max(st.bridge_n, st.half_n)
+    done = (s1 + a + guard <= b) | final
+    if final:
+        new_frontier = b
+    elif (~done).any():
+        new_frontier = a + int(s0[~done].min())
+    else:
+        new_frontier = b
+    rows, s0, s1 = rows[done], s0[done] + a, s1[done] + a
+    st.seg_frontier = new_frontier
+    if len(rows) == 0:
+        return
+    site_idx = site_ids[rows]
+    ok = (s1 - s0) <= st.max_pot_n
+    # Longer segments are sustained activity, handled by the activity bins.
+    site_idx, s0, s1 = site_idx[ok], s0[ok], s1[ok]
+    if len(s0):
+        _measure(st, site_idx, s0, s1, thr_from=a, thr=thr)
+
+
+def _gather(st: PipelineState, chans: NDArray, starts: NDArray, length: int) -> NDArray:
+    """Samples [start, start + length) of each (channel, start) from the buffer, zero-padded."""
+    rel = starts[:, None] - st.buf_start + np.arange(length)[None, :]
+    valid = (rel >= 0) & (rel < st.buf.shape[1])
+    out = st.buf[chans[:, None], np.clip(rel, 0, st.buf.shape[1] - 1)]
+    return np.where(valid, out, np.float32(0))
+
+
+def _measure(st, site_idx, s0, s1, thr_from, thr) -> None:
+    """Features of final candidate segments; queue them for decision."""
+    cfg = st.cfg
+    L = st.max_pot_n
+    for s in np.unique(site_idx):
+        sel = np.flatnonzero(site_idx == s)
+        chs = st.site_chs[s]
+        st_s, en_s = s0[sel], s1[sel]
+        # Per channel: samples of each segment (up to max_pot_n long).
+        seg = np.stack([_gather(st, np.full(len(sel), c), st_s, L) for c in chs])  # (k, n, L)
+        inside = np.arange(L)[None, :] < (en_s - st_s)[:, None]
+        segm = np.where(inside[None], seg, np.float32(0))
+        pp = segm.max(axis=2) - segm.min(axis=2)  # (k, n)
+        best_k = pp.argmax(axis=0)
+        best_ch = chs[best_k]
+        absbest = np.abs(segm[best_k, np.arange(len(sel))])
+        peak = st_s + absbest.argmax(axis=1)
+        # Which channels saw it: their own peak above their own threshold.
+        thr_k = thr[chs][:, peak - thr_from]  # segments lie inside the thresholded span
+        saw = np.abs(segm).max(axis=2) > thr_k
+        wave = _gather(st, best_ch, peak - st.half_n, 2 * st.half_n)
+        sd = _sd_at(st, peak, best_ch)
+        f = waveform_features(wave, sd, st.fs)
+        uniform = np.zeros(len(sel), bool)
+        if len(chs) >= 8:
+            uniform = np.percentile(pp, 25, axis=0) >= 0.5 * pp.max(axis=0)
+        for j in range(len(sel)):
+            # Peak to peak within the candidate's own segment: the window around
+            # it may also hold a neighbouring, larger potential.
+            amp = float(pp[best_k[j], j])
+            if amp < cfg.fasc_min_pp_uv:
+                continue
+            onset = int(peak[j] - st.half_n + f["onset"][j])
+            rec = {
+                "site_i": int(s),
+                "start": onset,
+                "stop": int(max(en_s[j], peak[j] - st.half_n + f["last"][j] + 1)),
+                "peak": int(peak[j]),
+                "best_ch": int(best_ch[j]),
+                "channels": [int(c) for c, v in zip(chs, saw[:, j], strict=True) if v]
+                or [int(best_ch[j])],
+                "amplitude_uv": amp,
+                "duration_ms": float(f["duration_ms"][j]),
+                "phases": int(f["phases"][j]),
+                "turns": int(f["turns"][j]),
+                "area_uv_ms": float(f["area_uv_ms"][j]),
+                "uniform": bool(uniform[j]),
+                "wave": wave[j],
+                "ecg": False,
+                "ecg_done": False,
+            }
+            st.pending.append(rec)
+            st.recent_peaks.append((rec["peak"], int(s), rec))
+    if st.decisions_on and st.cfg.ecg_reject:
+        # Cardiac tracking runs as candidates appear, in time order per site.
+        for rec in sorted((p for p in st.pending if not p["ecg_done"]), key=lambda p: p["peak"]):
+            s = rec["site_i"]
+            if st.ecg_site[s]:
+                rec["ecg"] = classify(st.trackers[s], rec["peak"], rec["wave"], st.fs)
+            rec["ecg_done"] = True
+
+
+# ---------------------------------------------------------------------------- activity
+def _update_bins(st: PipelineState, y: NDArray, a0: int, final: bool) -> None:
+    """Complete 10-ms RMS bins, mark active ones, track runs per site."""
+    n_ch, n = y.shape
+    b = st.bin_n
+    # Samples of the first, partial bin continue the accumulator.
+    need = b - st.bin_acc_n
+    if n < need:
+        st.bin_acc += (y.astype(np.float64) ** 2).sum(axis=1)
+        st.bin_acc_n += n
+        if not final or st.bin_acc_n == 0:
+            return
+        sums = st.bin_acc[:, None]
+        counts = np.array([st.bin_acc_n])
+        st.bin_acc = np.zeros(n_ch)
+        st.bin_acc_n = 0
+    else:
+        head = (y[:, :need].astype(np.float64) ** 2).sum(axis=1) + st.bin_acc
+        rest = y[:, need:]
+        nb = rest.shape[1] // b
+        body = (rest[:, : nb * b].astype(np.float64) ** 2).reshape(n_ch, nb, b).sum(axis=2)
+        tail = rest[:, nb * b :]
+        sums = np.concatenate([head[:, None], body], axis=1)
+        counts = np.full(sums.shape[1], b)
+        st.bin_acc = (tail.astype(np.float64) ** 2).sum(axis=1)
+        st.bin_acc_n = tail.shape[1]
+        if final and st.bin_acc_n:
+            sums = np.concatenate([sums, st.bin_acc[:, None]], axis=1)
+            counts = np.r_[counts, st.bin_acc_n]
+            st.bin_acc = np.zeros(n_ch)
+            st.bin_acc_n = 0
+    _activity(st, np.sqrt(sums / counts[None, :]).astype(np.float32), final)
+
+
+def _activity(st: PipelineState, rms: NDArray, final: bool) -> None:
+    n_ch, nb = rms.shape
+    if nb == 0:
+        if final:
+            _close_runs(st, final=True)
+        return
+    b0 = st.n_bins
+    bin_start = (b0 + np.arange(nb)) * st.bin_n
+    sd = np.stack([_sd_for_block(st, int(s) // st.block_n) for s in bin_start], axis=1)
+    active = rms > ACTIVE_RMS_SD * sd
+    # Excluded channel-bins (gaps, clipping, warm-up, disconnected) are neither active nor rest.
+    a, e = int(bin_start[0]), int(bin_start[-1] + st.bin_n)
+    excl = _excluded_mask(st, a, e)[:, :: st.bin_n][:, :nb]
+    active &= ~excl
+    n_sites = len(st.site_keys)
+    site_active = np.zeros((n_sites, nb), bool)
+    site_rms = np.zeros((n_sites, nb), np.float32)
+    for s, chs in enumerate(st.site_chs):
+        site_active[s] = active[chs].any(axis=0)
+        site_rms[s] = np.where(excl[chs], 0, rms[chs]).max(axis=0)
+    # Per-channel active bins per noise block (bins wholly inside one block).
+    blk_first = bin_start // st.block_n
+    inside = blk_first == (bin_start + st.bin_n - 1) // st.block_n
+    for blk in np.unique(blk_first[inside]):
+        sel = inside & (blk_first == blk)
+        st.block_active[int(blk)] = st.block_active.get(int(blk), 0) + active[:, sel].sum(axis=1)
+        st.block_bins[int(blk)] = st.block_bins.get(int(blk), 0) + int(sel.sum())
+    coact = site_active.sum(axis=0).astype(np.int16)
+    ring_idx = (b0 + np.arange(nb)) % st.ring_n
+    st.ring_rms[:, ring_idx] = site_rms
+    st.ring_coact[ring_idx] = coact
+    st.n_bins += nb
+    # Runs of active bins per site, continuing the open run.
+    for s in range(n_sites):
+        act = np.flatnonzero(site_active[s]) + b0
+        if len(act) == 0:
+            continue
+        if st.run_start[s] >= 0:
+            starts_all = np.r_[st.run_last[s], act]
+        else:
+            starts_all = act
+        brk = np.flatnonzero(np.diff(starts_all) > st.merge_bins)
+        firsts = np.r_[0, brk + 1]
+        lasts = np.r_[brk, len(starts_all) - 1]
+        for i, (f, l_) in enumerate(zip(firsts, lasts, strict=True)):
+            run_s = int(starts_all[f])
+            if i == 0 and st.run_start[s] >= 0:
+                run_s = int(st.run_start[s])
+            run_l = int(starts_all[l_])
+            if i < len(firsts) - 1:
+                _finish_run(st, s, run_s, run_l)
+            else:
+                st.run_start[s], st.run_last[s] = run_s, run_l
+    _close_runs(st, final=final)
+
+
+def _close_runs(st: PipelineState, final: bool) -> None:
+    for s in range(len(st.site_keys)):
+        if st.run_start[s] < 0:
+            continue
+        if final or st.run_last[s] + st.merge_bins < st.n_bins:
+            _finish_run(st, s, int(st.run_start[s]), int(st.run_last[s]))
+            st.run_start[s] = st.run_last[s] = -1
+
+
+def _finish_run(st: PipelineState, s: int, first_bin: int, last_bin: int) -> None:
+    """A run of activity at site ``s`` has ended; record it if it was sustained."""
+    if last_bin - first_bin + 1 < st.sustained_bins:
+        return
+    st.sustained[s].append((first_bin, last_bin + 1))
+    cfg = st.cfg
+    dur_s = (last_bin + 1 - first_bin) * st.bin_n / st.fs
+    lo = max(first_bin, st.n_bins - st.ring_n)
+    idx = np.arange(lo, last_bin + 1) % st.ring_n
+    env = st.ring_rms[s, idx].astype(np.float64)
+    n_sites = len(st.site_keys)
+    if n_sites > 1:
+        others = (st.ring_coact[idx].astype(np.float64) - 1.0) / (n_sites - 1)
+        coact = float(np.clip(others, 0, 1).mean()) if len(idx) else 0.0
+    else:
+        coact = 0.0
+    is_cramp = dur_s >= cfg.cramp_min_s and coact <= cfg.cramp_max_sites_fraction
+    key = st.site_keys[s]
+    chs = st.site_chs[s]
+    onset = first_bin * st.bin_n
+    st.out.append(
+        {
+            "kind": "cramp" if is_cramp else "voluntary",
+            "site_i": s,
+            "start": onset,
+            "stop": (last_bin + 1) * st.bin_n,
+            "peak": onset + int(np.argmax(env)) * st.bin_n if len(env) else onset,
+            "channels": [int(c) for c in chs],
+            "amplitude_uv": float(env.max() * math.sqrt(2)) if len(env) else float("nan"),
+            "mean_amplitude_uv": float(env.mean()) if len(env) else float("nan"),
+            "coactivation": coact,
+            "reason": "n/a"
+            if is_cramp
+            else ("widespread" if coact > cfg.cramp_max_sites_fraction else "short"),
+            "site_key": key,
+        }
+    )
+
+
+# ---------------------------------------------------------------------------- decisions
+def _covered_by_sustained(st: PipelineState, s: int, peak: int) -> bool | None:
+    """True/False if known whether ``peak`` lies in sustained activity (± margin); None if not yet."""
+    pb = peak // st.bin_n
+    m = st.margin_bins
+    for a, b in st.sustained[s]:
+        if a - m <= pb < b + m:
+            return True
+    if st.run_start[s] >= 0:
+        rs, rl = int(st.run_start[s]), int(st.run_last[s])
+        if rs - m <= pb:
+            if rl - rs + 1 >= st.sustained_bins:
+                return True  # open run is already sustained and reaches back to here
+            return None  # may still become sustained
+    if st.n_bins <= pb + m + st.merge_bins:
+        return None  # activity soon after may still start a run that reaches back
+    return False
+
+
+def _decide(st: PipelineState, final: bool) -> None:
+    if not st.pending:
+        return
+    st.pending.sort(key=lambda p: p["peak"])
+    cfg = st.cfg
+    n_sites = len(st.site_keys)
+    cm_need = max(2, min(cfg.common_mode_sites, math.ceil(n_sites / 2)))
+    qrs_pre, qrs_post = st.qrs_n
+    horizon = st.seg_frontier - st.cm_n - st.max_pot_n - qrs_post
+    rp = st.recent_peaks
+    peaks_arr = np.array([p for p, _, _ in rp]) if rp else np.zeros(0, int)
+    sites_arr = np.array([s for _, s, _ in rp]) if rp else np.zeros(0, int)
+    amps_arr = np.array([r["amplitude_uv"] for _, _, r in rp]) if rp else np.zeros(0)
+    cm_known = st.seg_frontier - st.cm_n - st.max_pot_n
+    # Common-mode flag of every candidate whose neighbourhood is fully segmented.
+    for pk, _s, r in rp:
+        if "cm" in r or (pk > cm_known and not final):
+            continue
+        near = np.abs(peaks_arr - pk) <= st.cm_n
+        r["cm"] = bool(
+            (n_sites >= 2 and len(np.unique(sites_arr[near])) >= cm_need) or r["uniform"]
+        )
+    beat = (
+        np.array([st.ecg_site[s] and (r["ecg"] or r.get("cm", False)) for _, s, r in rp], bool)
+        if rp
+        else np.zeros(0, bool)
+    )
+    keep = []
+    blocked_sites: set = set()
+    for p in st.pending:
+        s = p["site_i"]
+        if s in blocked_sites:
+            keep.append(p)
+            continue
+        cov = _covered_by_sustained(st, s, p["peak"])
+        if cov is None and final:
+            cov = False
+        if cov is None or (not final and p["peak"] > horizon):
+            keep.append(p)
+            blocked_sites.add(s)  # keep time order per site
+            continue
+        if cov:
+            continue  # inside sustained activity: not a fasciculation, not counted
+        same = (sites_arr == s) & (np.abs(peaks_arr - p["peak"]) <= st.ring_n_samples)
+        if (amps_arr[same] * RING_RATIO > p["amplitude_uv"]).any():
+            continue  # a phase or ringing of a much larger potential next to it: same potential
+        reason = None
+        if cfg.ecg_reject and st.ecg_site[s]:
+            win = (peaks_arr >= p["peak"] - qrs_pre) & (peaks_arr <= p["peak"] + qrs_post)
+            if p["ecg"] or (beat[win] & st.ecg_site[sites_arr[win]]).any():
+                reason = "ecg"
+        if reason is None and p.get("cm", False):
+            reason = "common-mode"
+        if reason is None:
+            clip = _excluded_mask(st, p["start"], p["stop"], reasons={"clipped"})
+            if clip[p["best_ch"]].any():
+                reason = "clipped"
+        p["kind"] = "fasciculation" if reason is None else "artifact"
+        p["reason"] = reason or "n/a"
+        if p["kind"] == "fasciculation" and len(st.waveforms[s]) < MAX_WAVEFORMS_PER_SITE:
+            st.waveforms[s].append((len(st.out), p["wave"]))
+        p.pop("ecg_done", None)
+        st.out.append(p)
+    st.pending = keep
+    # Forget candidate peaks that can no longer be coincident with anything undecided.
+    oldest = min((p["peak"] for p in keep), default=st.seg_frontier) - 4 * st.cm_n - st.qrs_n[0]
+    if st.recent_peaks and st.recent_peaks[0][0] < oldest:
+        st.recent_peaks = [rp for rp in st.recent_peaks if rp[0] >= oldest]

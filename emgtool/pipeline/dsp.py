@@ -1,0 +1,166 @@
+"""Signal processing building blocks with explicit state.
+
+Every function here is pure: state goes in and comes out, as with
+``scipy.signal.sosfilt(sos, x, zi=zi)``.  All filters are causal so that
+offline analysis and live recording give the same samples.
+
+Examples
+--------
+>>> import numpy as np
+>>> from emgtool.pipeline.dsp import design_filters, filter_step, init_filter_state
+>>> sos = design_filters(2048.0, (20.0, 450.0), 4, mains_hz=None, harmonics=())
+>>> zi = init_filter_state(sos, n_channels=2)
+>>> y, zi = filter_step(sos, np.zeros((2, 100), np.float32), zi)
+>>> y.shape
+(2, 100)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import signal
+
+__all__ = [
+    "effective_band",
+    "design_filters",
+    "init_filter_state",
+    "filter_step",
+    "detect_mains",
+    "robust_sd",
+]
+
+MAINS_CANDIDATES_HZ = (50.0, 60.0)
+
+
+def effective_band(fs: float, band_hz: tuple[float, float]) -> tuple[float, float]:
+    """Band-pass corners kept below Nyquist (upper corner ≤ 0.45·fs)."""
+    lo, hi = band_hz
+    hi = min(hi, 0.45 * fs)
+    lo = min(lo, 0.5 * hi)
+    return (lo, hi)
+
+
+def design_filters(
+    fs: float,
+    band_hz: tuple[float, float],
+    order: int,
+    *,
+    mains_hz: float | None,
+    harmonics: tuple[int, ...],
+    notch_q: float = 30.0,
+) -> NDArray[np.float64]:
+    """One SOS cascade: Butterworth band-pass followed by mains notches.
+
+    Parameters
+    ----------
+    harmonics : tuple of int
+        Which multiples of ``mains_hz`` to notch (1 = fundamental); only those
+        found in the data (see :func:`detect_mains`), so clean recordings pay
+        for no notch at all.
+    """
+    lo, hi = effective_band(fs, band_hz)
+    sections = [signal.butter(order, [lo, hi], "bandpass", fs=fs, output="sos")]
+    if mains_hz:
+        for k in harmonics:
+            f0 = k * mains_hz
+            if f0 < 0.48 * fs:
+                b, a = signal.iirnotch(f0, notch_q, fs=fs)
+                sections.append(signal.tf2sos(b, a))
+    return np.concatenate(sections, axis=0)
+
+
+def init_filter_state(
+    sos: NDArray, n_channels: int, first: NDArray | None = None
+) -> NDArray[np.float32]:
+    """Initial conditions, shape ``(n_sections, n_channels, 2)``.
+
+    With ``first`` (one value per channel: the first sample), the filter
+    starts in the steady state for that constant input, so a DC offset gives
+    no step transient.  It depends on one sample only, never on the length of
+    the first chunk, so chunked and whole-file results stay identical.
+    """
+    zi = np.zeros((sos.shape[0], n_channels, 2), dtype=np.float32)
+    if first is not None:
+        base = signal.sosfilt_zi(sos)  # (n_sections, 2) for a unit step
+        zi[:] = (base[:, None, :] * np.asarray(first, np.float64)[None, :, None]).astype(
+            np.float32
+        )
+    return zi
+
+
+def filter_step(
+    sos: NDArray, x: NDArray[np.float32], zi: NDArray[np.float32]
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Filter a ``(n_channels, n)`` chunk, carrying ``zi`` (float32 throughout)."""
+    if x.shape[1] == 0:
+        return x.astype(np.float32, copy=True), zi
+    y, zf = signal.sosfilt(sos.astype(np.float32), x, axis=-1, zi=zi)
+    return y.astype(np.float32, copy=False), zf.astype(np.float32, copy=False)
+
+
+def robust_sd(x: NDArray, axis: int = -1) -> NDArray[np.float64]:
+    """Noise SD from the median absolute value (σ = median|x| / 0.6745).
+
+    For a zero-mean band-passed signal the median absolute value equals the
+    MAD; it ignores sparse large potentials, unlike the plain SD.
+    """
+    return np.median(np.abs(x), axis=axis) / 0.6745
+
+
+def detect_mains(
+    x: NDArray[np.float32], fs: float, *, min_ratio: float = 3.0
+) -> tuple[float | None, tuple[int, ...], NDArray[np.float64]]:
+    """Find mains interference (50 or 60 Hz and harmonics) in raw samples.
+
+    Compares the power in a narrow bin at each candidate line with the median
+    power of its neighbourhood (Welch PSD, pooled over channels).
+
+    Returns
+    -------
+    mains_hz : float or None
+        50.0, 60.0, or None when no line stands ``min_ratio`` above its
+        neighbourhood at the fundamental or any harmonic.
+    harmonics : tuple of int
+        Multiples of ``mains_hz`` that stand out (to be notched).
+    mains_ratio : ndarray, shape (n_channels,)
+        Fraction of each channel's 20 Hz–Nyquist power that lies in the mains
+        lines (1 = pure mains, e.g. a disconnected electrode).
+    """
+    n_ch, n = x.shape
+    nperseg = int(min(n, 2 ** int(np.ceil(np.log2(fs)))))  # ~1 Hz resolution
+    if nperseg < 64:
+        return None, (), np.zeros(n_ch)
+    clean = np.where(np.isfinite(x), x, 0.0)
+    f, pxx = signal.welch(clean, fs=fs, nperseg=nperseg, axis=-1, detrend="constant")
+    df = f[1] - f[0]
+    pooled = np.median(pxx / np.maximum(pxx.sum(axis=1, keepdims=True), 1e-30), axis=0)
+
+    def line_power(spec, f0):
+        k = int(round(f0 / df))
+        lo, hi = max(k - 1, 0), min(k + 2, len(f))
+        return spec[..., lo:hi].sum(axis=-1)
+
+    def line_score(f0):
+        k = int(round(f0 / df))
+        if k + 12 >= len(f):
+            return 0.0
+        peak = pooled[max(k - 1, 0) : k + 2].max()
+        neigh = np.concatenate([pooled[max(k - 12, 0) : max(k - 3, 0)], pooled[k + 4 : k + 13]])
+        return float(peak / max(np.median(neigh), 1e-30))
+
+    best, best_h, best_score = None, (), 0.0
+    for f0 in MAINS_CANDIDATES_HZ:
+        hs = tuple(
+            h for h in range(1, 10) if h * f0 < 0.48 * fs and line_score(h * f0) >= min_ratio
+        )
+        score = max((line_score(h * f0) for h in hs), default=0.0)
+        if hs and score > best_score:
+            best, best_h, best_score = f0, hs, score
+    band = f >= 20.0
+    total = pxx[:, band].sum(axis=1)
+    if best is None:
+        return None, (), np.zeros(n_ch)
+    mains_p = sum(line_power(pxx, h * best) for h in best_h)
+    ratio = np.clip(mains_p / np.maximum(total, 1e-30), 0.0, 1.0)
+    return best, best_h, ratio

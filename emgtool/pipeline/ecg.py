@@ -1,0 +1,173 @@
+"""Cardiac (ECG) contamination: potentials locked to the heart rhythm.
+
+On trunk and proximal sites the QRS complex passes the EMG band-pass and
+looks like a biphasic potential once a second.  Fasciculations of one motor
+unit fire irregularly (Poisson-like, or at a preferred ~80 ms interval),
+whereas the heart produces the *same shape* at a *regular* interval of
+0.35–1.6 s.  A tracker per site locks onto such a chain (three or more
+similar potentials at a steady interval) and then labels every potential
+that falls on the predicted beat with the same shape as ``artifact`` (ECG).
+
+Examples
+--------
+>>> import numpy as np
+>>> from emgtool.pipeline.ecg import CardiacTracker, classify
+>>> w = np.sin(np.linspace(0, 2 * np.pi, 40)).astype(np.float32)
+>>> tr = CardiacTracker()
+>>> out = [classify(tr, int(t * 2048), w, 2048.0) for t in (1.0, 1.9, 2.8, 3.7)]
+>>> out
+[False, False, True, True]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["CardiacTracker", "classify", "ECG_SITES", "bootstrap"]
+
+#: Sites where cardiac contamination is expected (trunk and proximal limbs).
+ECG_SITES = frozenset(
+    {
+        "sternocleidomastoid",
+        "trapezius",
+        "deltoid",
+        "biceps",
+        "triceps",
+        "thoracic_paraspinals",
+        "rectus_abdominis",
+        "iliopsoas",
+    }
+)
+
+RR_MIN_S, RR_MAX_S = 0.33, 1.6
+RR_TOL = 0.15  # beat-to-beat variability allowed, as a fraction of RR
+SHAPE_LOCK = 0.85  # correlation needed to start tracking
+SHAPE_KEEP = 0.75  # correlation needed to stay on the rhythm
+
+
+@dataclass
+class CardiacTracker:
+    """State of one site's cardiac tracker."""
+
+    locked: bool = False
+    rr: float = 0.0  # samples
+    last: int = 0  # sample of the last beat
+    template: NDArray | None = None
+    history: list = field(default_factory=list)  # recent (peak, waveform) candidates
+
+
+MAX_LAG = 4  # samples of misalignment tolerated between two beats
+
+
+def _corr(a: NDArray, b: NDArray) -> float:
+    """Largest normalised correlation of two waveforms over small lags.
+
+    Peaks are found as the largest absolute sample, which can jump between
+    phases of similar size; a few samples of lag absorb that jitter.
+    """
+    best = -1.0
+    n = len(a)
+    for k in range(-MAX_LAG, MAX_LAG + 1):
+        x = a[max(0, k) : n + min(0, k)]
+        y = b[max(0, -k) : n + min(0, -k)]
+        x = x - x.mean()
+        y = y - y.mean()
+        den = float(np.sqrt((x * x).sum() * (y * y).sum()))
+        if den > 0:
+            best = max(best, float((x * y).sum() / den))
+    return best
+
+
+def _chain(history: list, fs: float) -> tuple[float, NDArray] | None:
+    """A regular chain of three similar potentials ending at the newest one."""
+    if len(history) < 3:
+        return None
+    t3, w3 = history[-1]
+    for i in range(len(history) - 2, 0, -1):
+        t2, w2 = history[i]
+        i2 = t3 - t2
+        if i2 > RR_MAX_S * fs:
+            break
+        if i2 < RR_MIN_S * fs or _corr(w2, w3) < SHAPE_LOCK:
+            continue
+        for j in range(i - 1, -1, -1):
+            t1, w1 = history[j]
+            i1 = t2 - t1
+            if i1 > (1 + RR_TOL) * i2:
+                break
+            if abs(i1 - i2) <= RR_TOL * i2 and _corr(w1, w3) >= SHAPE_LOCK:
+                return (i1 + i2) / 2.0, (w1 + w2 + w3) / 3.0
+    return None
+
+
+def classify(tr: CardiacTracker, peak: int, w: NDArray, fs: float) -> bool:
+    """True if the potential at ``peak`` belongs to the cardiac rhythm; updates ``tr``.
+
+    Potentials must be passed in time order.
+    """
+    if tr.locked and peak - tr.last > 4 * tr.rr:
+        tr.locked = False
+    if tr.locked:
+        k = int(round((peak - tr.last) / tr.rr))
+        if 1 <= k <= 3 and abs(peak - tr.last - k * tr.rr) <= RR_TOL * tr.rr:
+            if _corr(tr.template, w) >= SHAPE_KEEP:
+                tr.rr = 0.8 * tr.rr + 0.2 * (peak - tr.last) / k
+                tr.last = peak
+                tr.template = 0.9 * tr.template + 0.1 * w
+                return True
+        return False
+    tr.history.append((peak, w))
+    tr.history = [h for h in tr.history if peak - h[0] <= 3 * RR_MAX_S * fs][-12:]
+    found = _chain(tr.history, fs)
+    if found is not None:
+        tr.locked, tr.rr, tr.template = True, found[0], found[1]
+        tr.last = peak
+        tr.history = []
+        return True
+    return False
+
+
+def bootstrap(peaks: NDArray, waveforms: NDArray, fs: float) -> tuple[CardiacTracker, NDArray]:
+    """Find the rhythm in a block of candidates seen at the start of a recording.
+
+    Returns the tracker (locked at the last beat if a rhythm was found) and a
+    boolean mask of the candidates that are heart beats, so that the first
+    beats of a recording are not counted as fasciculations.
+    """
+    tr = CardiacTracker()
+    is_ecg = np.zeros(len(peaks), bool)
+    order = np.argsort(peaks, kind="stable")
+    best = None
+    for n, i in enumerate(order):
+        hist = [(int(peaks[j]), waveforms[j]) for j in order[max(0, n - 11) : n + 1]]
+        found = _chain(hist, fs)
+        if found is not None:
+            best = (i, found)
+            break
+    if best is None:
+        for i in order:  # no rhythm: warm the history so a later lock can use it
+            classify(tr, int(peaks[i]), waveforms[i], fs)
+        return tr, is_ecg
+    i0, (rr, template) = best
+    # Walk backward and forward from the anchor along the rhythm.
+    anchor = int(peaks[i0])
+    for direction in (-1, 1):
+        last, cur_rr = anchor, rr
+        idx = order if direction == 1 else order[::-1]
+        for j in idx:
+            t = int(peaks[j])
+            if (t - last) * direction <= 0:
+                continue
+            k = int(round(abs(t - last) / cur_rr))
+            if 1 <= k <= 3 and abs(abs(t - last) - k * cur_rr) <= RR_TOL * cur_rr:
+                if _corr(template, waveforms[j]) >= SHAPE_KEEP:
+                    is_ecg[j] = True
+                    cur_rr = 0.8 * cur_rr + 0.2 * abs(t - last) / k
+                    last = t
+    is_ecg[i0] = True
+    last_beat = int(peaks[is_ecg].max())
+    tr.locked, tr.rr, tr.last, tr.template = True, rr, last_beat, template
+    return tr, is_ecg

@@ -1,0 +1,335 @@
+"""Turn the pipeline's decided events into an :class:`~emgtool.analysis.Analysis`.
+
+Work that needs the whole event list of a site runs here, once, the same way
+for offline and live analysis: shape clusters (scikit-learn), doublets and
+multiplets, F-wave-like pairs, isolated vs continual discharges, and the
+artefact-free rest time of each site.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from emgtool.analysis import Analysis, SiteResult
+from emgtool.events import normalise_events
+from emgtool.pipeline.core import PipelineState
+from emgtool.pipeline.runs import union_length
+
+__all__ = ["finalize", "cluster_shapes"]
+
+MAX_CLUSTER_FIT = 3000  # waveforms used to fit the clusters (the rest are assigned)
+
+
+def cluster_shapes(waves: NDArray, max_shapes: int, seed: int = 0) -> NDArray[np.int64]:
+    """Shape cluster of each waveform (rows aligned on their peak).
+
+    PCA to a few components, then a Gaussian mixture whose number of
+    components is chosen by BIC (1 … ``max_shapes``).  Deterministic for a
+    given input (fixed seed).
+    """
+    from sklearn.decomposition import PCA
+
+    n = len(waves)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    if n < 4:
+        return np.zeros(n, np.int64)
+    from threadpoolctl import threadpool_limits
+
+    x = np.asarray(waves, np.float64)
+    rng = np.random.default_rng(seed)
+    fit_idx = (
+        np.sort(rng.choice(n, MAX_CLUSTER_FIT, replace=False))
+        if n > MAX_CLUSTER_FIT
+        else np.arange(n)
+    )
+    n_comp = int(min(4, x.shape[1], len(fit_idx) - 1))
+    with threadpool_limits(1):
+        pca = PCA(n_components=n_comp, random_state=seed).fit(x[fit_idx])
+        z = pca.transform(x)
+    with threadpool_limits(1):  # tiny matrices: thread start-up costs more than it saves
+        return _fit_predict(x, z, fit_idx, max_shapes, seed)
+
+
+def _fit_predict(x, z, fit_idx, max_shapes, seed):
+    from sklearn.mixture import GaussianMixture
+
+    best, best_bic = None, np.inf
+    for k in range(1, min(max_shapes, max(1, len(fit_idx) // 5)) + 1):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gm = GaussianMixture(
+                k,
+                covariance_type="full",
+                random_state=seed,
+                n_init=1,
+                reg_covar=1e-3 * float(np.var(z[fit_idx])) + 1e-6,
+            )
+            gm.fit(z[fit_idx])
+        bic = gm.bic(z[fit_idx])
+        if bic < best_bic - 10.0:  # a new shape must clearly improve the fit
+            best, best_bic = gm, bic
+    labels = best.predict(z)
+    # Number shapes by size (0 = most frequent) for stable, readable labels.
+    counts = np.bincount(labels, minlength=best.n_components)
+    rank = np.argsort(-counts, kind="stable")
+    remap = np.empty_like(rank)
+    remap[rank] = np.arange(len(rank))
+    return remap[labels].astype(np.int64)
+
+
+def _intervals_for_site(st: PipelineState, s: int) -> dict[str, list[tuple[float, float]]]:
+    """Excluded time spans (s) of site ``s`` by reason."""
+    fs = st.fs
+    out: dict[str, list] = {"warmup": [(0.0, min(st.warmup_n, st.pos) / fs)]}
+    chs = st.site_chs[s]
+    per_reason: dict[str, list] = {}
+    for c in chs:
+        for a, b, why in st.excl[c]:
+            per_reason.setdefault(why, []).append((c, a / fs, min(b, st.pos) / fs))
+    for why, spans in per_reason.items():
+        if why in ("gap", "mains-dominated"):
+            # Excluded only where every channel of the site is out.
+            if len({c for c, _, _ in spans}) == len(chs):
+                if len(chs) == 1:
+                    out.setdefault(why, []).extend((a, b) for _, a, b in spans)
+                else:
+                    common = _intersect_all(
+                        [[(a, b) for c2, a, b in spans if c2 == c] for c in chs]
+                    )
+                    out.setdefault(why, []).extend(common)
+        else:
+            if len(chs) <= 2:
+                out.setdefault(why, []).extend((a, b) for _, a, b in spans)
+    margin = st.margin_bins * st.bin_n / fs
+    for a, b in st.sustained[s]:
+        out.setdefault("sustained", []).append(
+            (max(0.0, a * st.bin_n / fs - margin), min(st.pos / fs, b * st.bin_n / fs + margin))
+        )
+    # Blocks in which every channel of the site is flat.
+    flat = []
+    for blk, sd in enumerate(st.block_sd):
+        if (sd[chs] < st.cfg.flat_uv).all():
+            flat.append((blk * st.block_n / fs, min((blk + 1) * st.block_n, st.pos) / fs))
+    if flat:
+        out["flat"] = flat
+    return out
+
+
+def _intersect_all(lists: list[list[tuple[float, float]]]) -> list[tuple[float, float]]:
+    cur = sorted(lists[0]) if lists else []
+    for other in lists[1:]:
+        nxt = []
+        for a, b in cur:
+            for c, d in sorted(other):
+                lo, hi = max(a, c), min(b, d)
+                if hi > lo:
+                    nxt.append((lo, hi))
+        cur = nxt
+    return cur
+
+
+def _discharge_labels(peaks_s: NDArray, isolated_s: float) -> list[str]:
+    n = len(peaks_s)
+    if n == 0:
+        return []
+    before = np.r_[np.inf, np.diff(peaks_s)]
+    after = np.r_[np.diff(peaks_s), np.inf]
+    out = np.full(n, "n/a", dtype=object)
+    out[(before > isolated_s) & (after > isolated_s)] = "isolated"
+    out[(before <= isolated_s) & (after <= isolated_s)] = "continual"
+    return list(out)
+
+
+def _multiplets(peaks_s: NDArray, shapes: NDArray, doublet_s: float, pair_s: tuple) -> tuple:
+    """Position within same-shape multiplets (< doublet_s) and pair flags (pair window)."""
+    n = len(peaks_s)
+    mult = np.zeros(n, np.int64)
+    pair = np.zeros(n, bool)
+    for sh in np.unique(shapes):
+        idx = np.flatnonzero(shapes == sh)
+        t = peaks_s[idx]
+        d = np.diff(t)
+        for k in range(1, len(idx)):
+            if d[k - 1] < doublet_s:
+                mult[idx[k]] = mult[idx[k - 1]] + 1
+        close = (d >= pair_s[0]) & (d <= pair_s[1])
+        pair[idx[1:][close]] = True
+        pair[idx[:-1][close]] = True
+    return mult, pair
+
+
+def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None = None) -> Analysis:
+    """Build the :class:`Analysis` from a flushed pipeline state."""
+    fs = st.fs
+    cfg = st.cfg
+    rows = []
+    for i, e in enumerate(st.out):
+        s = e["site_i"]
+        site, side = st.site_keys[s]
+        site_out = site.split(":", 1)[1] if site.startswith("unknown:") else site
+        kind = e["kind"]
+        start, stop = e["start"], e["stop"]
+        rows.append(
+            {
+                "onset": start / fs,
+                "duration": (stop - start) / fs,
+                "trial_type": kind,
+                "sample": int(start),
+                "site": site_out,
+                "side": side,
+                "region": st.site_region[s],
+                "channel": "|".join(st.channels[c].label for c in e["channels"]),
+                "amplitude_uv": e.get("amplitude_uv", np.nan),
+                "duration_ms": e.get("duration_ms", (stop - start) / fs * 1e3),
+                "phases": e.get("phases", pd.NA),
+                "turns": e.get("turns", pd.NA),
+                "area_uv_ms": e.get("area_uv_ms", np.nan),
+                "shape": pd.NA,
+                "multiplet": pd.NA,
+                "pair": pd.NA,
+                "discharge": "n/a",
+                "mean_amplitude_uv": e.get("mean_amplitude_uv", np.nan),
+                "peak_s": e["peak"] / fs,
+                "reason": e.get("reason", "n/a"),
+                "_site_i": s,
+                "_no": i,
+            }
+        )
+    df = pd.DataFrame(rows)
+    sites: list[SiteResult] = []
+    n_sites = len(st.site_keys)
+    if len(df):
+        df["shape"] = pd.array([pd.NA] * len(df), dtype="Int64")
+        df["multiplet"] = pd.array([pd.NA] * len(df), dtype="Int64")
+        df["pair"] = pd.array([pd.NA] * len(df), dtype="boolean")
+    for s in range(n_sites):
+        site, side = st.site_keys[s]
+        site_out = site.split(":", 1)[1] if site.startswith("unknown:") else site
+        chs = st.site_chs[s]
+        excl = _intervals_for_site(st, s)
+        total = st.pos / fs
+        excluded = union_length([iv for v in excl.values() for iv in v])
+        res = SiteResult(
+            site=site_out,
+            side=side,
+            region=st.site_region[s],
+            channels=[st.channels[c].label for c in chs],
+            rest_s=max(0.0, total - excluded),
+            excluded_s={k: round(union_length(v), 3) for k, v in excl.items()},
+        )
+        flags = set()
+        for c in chs:
+            reasons = {why for _, _, why in st.excl[c]}
+            for why in reasons - {"gap"}:
+                flags.add(f"{why}:{st.channels[c].label}")
+            if st.mains_ratio is not None and st.mains_ratio[c] > 0.5:
+                flags.add(f"mains:{st.channels[c].label}")
+        if excl.get("flat"):
+            flags.add("flat")
+        if st.block_sd:
+            sds = np.array(st.block_sd)[:, chs]
+            res.noise_uv = float(np.median(sds))
+        if len(df):
+            fmask = (df["_site_i"] == s) & (df["trial_type"] == "fasciculation")
+            if st.cfg.ecg_reject and ((df["_site_i"] == s) & (df["reason"] == "ecg")).any():
+                flags.add("ecg")
+            idx = np.flatnonzero(fmask.to_numpy())
+            if len(idx):
+                nos = df["_no"].to_numpy()[idx]
+                wmap = dict(st.waveforms[s])
+                have = np.array([no in wmap for no in nos])
+                waves = (
+                    np.stack([wmap[no] for no in nos[have]])
+                    if have.any()
+                    else np.zeros((0, 2 * st.half_n), np.float32)
+                )
+                labels = np.full(len(idx), -1, np.int64)
+                labels[have] = cluster_shapes(waves, cfg.max_shapes)
+                peaks_s = df["peak_s"].to_numpy()[idx]
+                mult, pair = _multiplets(
+                    peaks_s,
+                    labels,
+                    cfg.doublet_ms / 1e3,
+                    (cfg.pair_ms[0] / 1e3, cfg.pair_ms[1] / 1e3),
+                )
+                df.loc[df.index[idx], "shape"] = labels
+                df.loc[df.index[idx], "multiplet"] = mult
+                df.loc[df.index[idx], "pair"] = pair
+                df.loc[df.index[idx], "discharge"] = _discharge_labels(
+                    peaks_s, cfg.isolated_ms / 1e3
+                )
+                # Keep up to 300 representative waveforms for the report.
+                sel = np.flatnonzero(have)[:300]
+                res.waveforms = waves[: len(sel)].astype(np.float32)
+                res.waveform_event_index = nos[sel]  # event numbers; mapped to rows below
+        res.quality = sorted(flags)
+        sites.append(res)
+    if len(df):
+        df = normalise_events(df)
+        row_of_no = pd.Series(np.arange(len(df)), index=df["_no"].to_numpy())
+        for res in sites:
+            res.waveform_event_index = row_of_no.loc[res.waveform_event_index].to_numpy()
+        df = df.drop(columns=["_site_i", "_no"])
+    warn = []
+    if fs < 1000:
+        warn.append(
+            f"sampling rate {fs:g} Hz is below 1 kHz: fasciculation waveforms and counts are "
+            "unreliable (potentials are 5-20 ms with energy up to ~450 Hz); cramp and sustained-activity "
+            "detection remain valid"
+        )
+    if st.mains_hz:
+        warn_ch = [st.channels[c].label for c in np.flatnonzero(st.mains_ratio > 0.8)]
+        if warn_ch:
+            warn.append(
+                "mains-dominated channel(s), excluded as disconnected: " + ", ".join(warn_ch)
+            )
+    gaps = _global_gaps(st)
+    an = Analysis(
+        events=df if len(df) else normalise_events(pd.DataFrame(columns=["onset"])),
+        sites=sites,
+        fs=fs,
+        n_samples=st.pos,
+        channels=st.channels,
+        recording_id=recording_id,
+        source=dict(source or {}),
+        config=cfg,
+        warnings=warn,
+        gaps=gaps,
+        channel_quality=_channel_quality(st),
+        mains_hz=st.mains_hz,
+    )
+    return an
+
+
+def _global_gaps(st: PipelineState) -> list[tuple[int, int]]:
+    per_ch = [
+        [(a, min(b - st.warmup_n, st.pos)) for a, b, why in spans if why == "gap"]
+        for spans in st.excl
+    ]
+    if not per_ch or any(len(p) == 0 for p in per_ch):
+        return []
+    common = _intersect_all([[(float(a), float(b)) for a, b in p] for p in per_ch])
+    return [(int(a), int(b)) for a, b in common if b > a]
+
+
+def _channel_quality(st: PipelineState) -> dict:
+    out = {}
+    sds = np.array(st.block_sd) if st.block_sd else np.zeros((0, len(st.channels)))
+    for c, ch in enumerate(st.channels):
+        spans = st.excl[c]
+        clipped = sum(min(b, st.pos) - a for a, b, why in spans if why == "clipped") / st.fs
+        flags = sorted({why for _, _, why in spans} - {"gap"})
+        if len(sds) and np.median(sds[:, c]) < st.cfg.flat_uv:
+            flags.append("flat")
+        out[ch.label] = {
+            "noise_uv": float(np.median(sds[:, c])) if len(sds) else None,
+            "mains_ratio": float(st.mains_ratio[c]) if st.mains_ratio is not None else None,
+            "clipped_s": round(float(clipped), 3),
+            "flags": flags,
+        }
+    return out
