@@ -596,3 +596,47 @@ def test_cli_subprocess_error(tmp_path):
     assert len(lines) == 1 and "trunc.csv" in lines[0] and "cut off" in lines[0], r.stderr
     assert "Traceback" not in r.stderr
     assert sha256(p) == before
+
+
+def test_edf_trailing_junk_ignored(tmp_path):
+    p = tmp_path / "junk.edf"
+    p.write_bytes(_valid_edf_bytes() + b"\x01" * 123)
+    src = _open_warn(p, "123 bytes after the 10 data records")
+    assert src.n_samples == 1000 and src.meta["bytes_dropped"] == 123
+
+
+def test_edf_invalid_start_date_warns(tmp_path):
+    p = tmp_path / "date.edf"
+    b = bytearray(_valid_edf_bytes())
+    b[168:176] = b"45.13.99"
+    p.write_bytes(bytes(b))
+    src = _open_warn(p, "start time unknown")
+    assert src.start_time is None and src.n_samples == 1000
+
+
+def test_edf_empty_dimension_assumed_uv(tmp_path):
+    p = tmp_path / "nodim.edf"
+    p.write_bytes(build_edf([_sig(dim="")], _records(2), duration="0.1"))
+    src = _open_warn(p, "no physical dimension; assumed uV")
+    assert src.n_samples == 200
+
+
+def test_edf_mv_dimension_scaled(tmp_path):
+    p = tmp_path / "mv.edf"
+    p.write_bytes(build_edf([_sig(dim="mV", pmin=-1, pmax=1)], _records(2), duration="0.1"))
+    x = open_source(p).read().data[0].astype(np.float64)
+    assert np.allclose(x, ((np.arange(200) + 32768) * 2 / 65535 - 1) * 1000, atol=1e-3)
+
+
+def test_edf_digital_range_beyond_16_bit(tmp_path):
+    p = tmp_path / "dig.edf"
+    p.write_bytes(build_edf([_sig(dmin=-40000, dmax=40000)], _records(2), duration="0.1"))
+    with pytest.raises(ReadError, match="exceeds the 16-bit range"):
+        open_source(p)
+
+
+def test_edf_content_named_bdf(tmp_path):
+    p = tmp_path / "really_edf.bdf"
+    p.write_bytes(_valid_edf_bytes())
+    src = _open_warn(p, "named .bdf but holds EDF data")
+    assert src.meta["format"] == "EDF" and src.n_samples == 1000
