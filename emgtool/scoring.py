@@ -341,17 +341,21 @@ def _infer_duration(det: pd.DataFrame, truth: pd.DataFrame) -> float:
     return max(ends) if ends else 0.0
 
 
-def _in_spans(points, pkeys, s0, s1, skeys) -> np.ndarray:
-    """Boolean per point: inside any span ``[s0, s1]`` with the same key."""
+def _in_spans(points, pkeys, s0, s1, skeys) -> tuple[np.ndarray, np.ndarray]:
+    """Points inside any span ``[s0, s1]`` with the same key, and spans holding a point.
+
+    Returns two boolean arrays: one per point, one per span.
+    """
+    hit_p, hit_s = np.zeros(len(points), bool), np.zeros(len(s0), bool)
     if len(points) == 0 or len(s0) == 0:
-        return np.zeros(len(points), bool)
+        return hit_p, hit_s
     lo_all = min(points.min(), s0.min())
     span = float(max(points.max(), s1.max()) - lo_all) + 10.0
     gp, gs = _group_offsets(pkeys, skeys, span)
-    pi, _ = _candidates(points - lo_all + gp, s0 - lo_all + gs, s1 - lo_all + gs)
-    hit = np.zeros(len(points), bool)
-    hit[pi] = True
-    return hit
+    pi, si = _candidates(points - lo_all + gp, s0 - lo_all + gs, s1 - lo_all + gs)
+    hit_p[pi] = True
+    hit_s[si] = True
+    return hit_p, hit_s
 
 
 def evaluate(
@@ -390,7 +394,10 @@ def evaluate(
         ``onset_error_median_s``/``onset_error_max_s``/``offset_error_*``
         (absolute, over matched cramps) and ``onset_bias_s``/``offset_bias_s``
         (median signed, detected − true); ``checks``: ``true_artifacts``,
-        ``artifacts_detected_as_fasciculation``,
+        ``false_fasciculations_on_artifacts`` (false fasciculations within
+        ±tol of a true artefact: motion artefacts at any site, flat/clipped
+        stretches at their own site), ``artifacts_detected_as_fasciculation``
+        (distinct true artefacts with at least one of them),
         ``fasciculations_in_sustained`` (detected fasciculations whose onset
         lies inside a true cramp or voluntary span on the same site),
         ``false_fasc_per_channel_hour``.  Undefined ratios are NaN.
@@ -436,27 +443,41 @@ def evaluate(
     fp_rows = m.false_positives(FASC)
     art_rows = _kind_rows(truth_df, "artifact")
     fp_on, _ = _times(detected_df.iloc[fp_rows]) if len(fp_rows) else (np.zeros(0), None)
-    art_hit = 0
+    fp_on_art, arts_hit = 0, 0
     if len(art_rows) and len(fp_on):
         a_on, a_dur = _times(truth_df.iloc[art_rows])
         tol = fasc_tol_ms / 1000.0
-        # Motion/electrical artefacts hit many sites at once: any site counts.
-        same = np.zeros(len(fp_on), dtype=object)
-        same[:] = "*"
-        anyk = np.zeros(len(a_on), dtype=object)
-        anyk[:] = "*"
-        art_hit = int(_in_spans(fp_on, same, a_on - tol, a_on + a_dur + tol, anyk).sum())
+        a_keys = tkeys[art_rows]
+        # Motion/electrical artefacts (site unknown) hit many sites at once: any site
+        # counts; a flat or clipped stretch belongs to its own site.
+        common = np.char.startswith(a_keys.astype(str), "unknown")
+        hit_p = np.zeros(len(fp_on), bool)
+        hit_a = np.zeros(len(a_on), bool)
+        for sel, pk, ak in (
+            (
+                common,
+                np.full(len(fp_on), "*", dtype=object),
+                np.full(common.sum(), "*", dtype=object),
+            ),
+            (~common, dkeys[fp_rows], a_keys[~common]),
+        ):
+            hp, ha = _in_spans(fp_on, pk, a_on[sel] - tol, a_on[sel] + a_dur[sel] + tol, ak)
+            hit_p |= hp
+            hit_a[sel] |= ha
+        fp_on_art, arts_hit = int(hit_p.sum()), int(hit_a.sum())
     fasc_rows = m.detected[FASC]
     sus_rows = np.concatenate([_kind_rows(truth_df, k) for k in _SUSTAINED])
     in_sus = 0
     if len(fasc_rows) and len(sus_rows):
         f_on, _ = _times(detected_df.iloc[fasc_rows])
         s_on, s_dur = _times(truth_df.iloc[sus_rows])
-        in_sus = int(_in_spans(f_on, dkeys[fasc_rows], s_on, s_on + s_dur, tkeys[sus_rows]).sum())
+        hit, _ = _in_spans(f_on, dkeys[fasc_rows], s_on, s_on + s_dur, tkeys[sus_rows])
+        in_sus = int(hit.sum())
     hours = duration_s / 3600.0
     out["checks"] = {
         "true_artifacts": int(len(art_rows)),
-        "artifacts_detected_as_fasciculation": art_hit,
+        "artifacts_detected_as_fasciculation": arts_hit,
+        "false_fasciculations_on_artifacts": fp_on_art,
         "fasciculations_in_sustained": in_sus,
         "n_channels": n_channels,
         "false_fasc_per_channel_hour": (
@@ -604,8 +625,9 @@ def format_evaluation(result: dict) -> str:
     c = result["checks"]
     lines.append("")
     lines.append(
-        f"true artefacts: {c['true_artifacts']}, detected as fasciculations: "
-        f"{c['artifacts_detected_as_fasciculation']}; fasciculations inside true cramp/voluntary "
+        f"true artefacts: {c['true_artifacts']}, of which detected as fasciculations: "
+        f"{c['artifacts_detected_as_fasciculation']} ({c['false_fasciculations_on_artifacts']} "
+        "false fasciculations); fasciculations inside true cramp/voluntary "
         f"spans: {c['fasciculations_in_sustained']}"
     )
     if c.get("n_channels"):

@@ -208,12 +208,25 @@ def test_cramps_on_other_site_do_not_match():
 
 # ----------------------------------------------------------------- checks
 def test_artifacts_detected_as_fasciculations_are_counted():
-    truth = pd.concat([ev([1.0]), ev([5.0, 7.0], kind="artifact", site="unknown", side="n/a")])
-    det = ev([1.0, 5.005, 7.0, 9.0], site="biceps")  # two on artefacts, one elsewhere
-    r = score(det, truth.reset_index(drop=True))
-    assert r["checks"]["true_artifacts"] == 2
-    assert r["checks"]["artifacts_detected_as_fasciculation"] == 2
-    assert fasc(r)["fp"] == 3
+    truth = pd.concat(
+        [
+            ev([1.0]),
+            ev([5.0, 7.0, 8.0], kind="artifact", site="unknown", side="n/a"),  # motion
+            ev([20.0], kind="artifact", dur=10.0, site="soleus", side="R"),  # flat channel
+        ]
+    ).reset_index(drop=True)
+    det = pd.concat(
+        [
+            ev([1.0, 5.005, 7.0, 9.0, 22.0], site="biceps"),  # 5.005 and 7.0 on motion artefacts
+            ev([5.0, 25.0], site="soleus", side="R"),  # motion again; in its own flat stretch
+        ]
+    ).reset_index(drop=True)
+    r = score(det, truth)
+    c = r["checks"]
+    assert c["true_artifacts"] == 4
+    assert c["false_fasciculations_on_artifacts"] == 4  # not 22.0: another site's flat stretch
+    assert c["artifacts_detected_as_fasciculation"] == 3  # 5.0 (twice), 7.0, the flat one
+    assert fasc(r)["fp"] == 6
 
 
 def test_fasciculations_inside_sustained_activity_are_counted():
