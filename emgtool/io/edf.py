@@ -247,7 +247,11 @@ def open_edf(path: str | Path, **options) -> Source:
     n_samples = n_rec * spr if rec_starts is None else int(rec_starts[-1]) + spr
     n_pad = 0
     if ann is not None and rec_starts is None:
-        for _, _, texts in _record_tals(h, ann, [n_rec - 1])[0]:
+        try:
+            last_tals = _record_tals(h, ann, [n_rec - 1])[0]
+        except ReadError:  # other writers' annotations are not ours to judge here
+            last_tals = []
+        for _, _, texts in last_tals:
             for t in texts:
                 m = _PAD_RE.match(t)
                 if m and int(m.group(1)) < n_samples:
