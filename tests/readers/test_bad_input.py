@@ -640,3 +640,26 @@ def test_edf_content_named_bdf(tmp_path):
     p.write_bytes(_valid_edf_bytes())
     src = _open_warn(p, "named .bdf but holds EDF data")
     assert src.meta["format"] == "EDF" and src.n_samples == 1000
+
+
+def test_csv_one_sample_long_with_fs(tmp_path):
+    p = tmp_path / "one.csv"
+    p.write_text("Biceps L (uV)\n42.5\n")
+    src = open_source(p, fs=2000)
+    assert src.n_samples == 1 and src.read().data.tolist() == [[42.5]]
+
+
+def test_cli_info_montage(tmp_path, capsys):
+    p = tmp_path / "m.csv"
+    p.write_text("EMG1 (uV),EMG2 (uV)\n1,2\n3,4\n")
+    m = tmp_path / "montage.toml"
+    m.write_text('[channels]\n"EMG1" = "Tibialis anterior R"\n"EMG2" = "Gastroc med L"\n')
+    assert main(["info", str(p), "--fs", "2000", "--montage", str(m), "--json"]) == 0
+    import json
+
+    info = json.loads(capsys.readouterr().out)
+    assert [(c["site"], c["side"]) for c in info["channels"]] == [
+        ("tibialis_anterior", "R"),
+        ("gastrocnemius_medial", "L"),
+    ]
+    assert info["regions"] == ["lumbosacral"] and "identity" not in info
