@@ -407,3 +407,24 @@ def test_faster_than_real_time():
     assert rec.n_channels == 16
     # ≥ 100× on an idle machine (docs/simulator.md); generous here for shared CI cores.
     assert 60.0 / elapsed >= 30.0, f"only {60.0 / elapsed:.0f}x real time"
+
+
+def test_bundled_truth_is_reproducible(tmp_path):
+    """The committed datasets/ and demo truth tables are what the simulator makes today."""
+    from pathlib import Path
+
+    from emgtool.simulate.regenerate import DATASETS, regenerate
+
+    repo = Path(__file__).resolve().parents[1]
+    for only in ("faults_8ch_20s", "4ch_5s_60hz.csv", "hd-grid"):
+        (path,) = regenerate(tmp_path, only=only, verbose=False)
+        rel = path.relative_to(tmp_path)
+        committed = read_events_tsv(truth_path(repo / rel))
+        fresh = read_events_tsv(truth_path(path))
+        assert committed.equals(fresh), rel
+    assert {d.path for d in DATASETS} >= {"emgtool/data/demo.edf"}
+    demo = read_events_tsv(repo / "emgtool/data/demo.truth.tsv")
+    fp = _fp(demo)
+    assert fp["region"].nunique() == 4 and {"L", "R"} <= set(fp["side"])
+    assert (demo.trial_type == "cramp").sum() >= 1
+    assert (repo / "emgtool/data/demo.edf").stat().st_size < 6.5e6

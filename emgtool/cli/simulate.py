@@ -121,6 +121,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="N",
         help="number of cramps (default: as the scenario says)",
     )
+    p.add_argument(
+        "--fp-rate",
+        type=float,
+        default=None,
+        metavar="PER_MIN",
+        help="fasciculation rate at every fasciculating site (default: drawn per site)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -149,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         clipped_channel=args.clipped_channel,
         sites=sites,
         n_cramps=args.cramps,
+        fp_rate_per_min=args.fp_rate,
         progress=progress,
     )
     counts = truth["trial_type"].value_counts()

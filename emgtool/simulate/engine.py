@@ -53,6 +53,9 @@ GRID_ROW_DELAY_S = 0.002
 #: (and ≥ VISIBLE_REL × the largest channel's p-p).
 VISIBLE_SIGMAS = 4.0
 VISIBLE_REL = 0.1
+#: Bursts draw their units' shapes from a bank this large (interference patterns
+#: do not need a unique shape per unit, and templates cost ~1 ms each).
+BURST_TEMPLATES = 48
 
 
 @dataclass
@@ -135,10 +138,14 @@ def _spatial(rng: np.random.Generator, g: Group, fs: float) -> tuple[NDArray, ND
     return gains, delays - delays.min()
 
 
-def _unit(rng: np.random.Generator, g: Group, fs: float, median_uv: float) -> _Unit:
+def _unit(
+    rng: np.random.Generator, g: Group, fs: float, median_uv: float, bank: list[Muap] | None = None
+) -> _Unit:
+    """A motor unit: its own template, or one drawn from ``bank`` (bursts need hundreds)."""
     amp = float(np.clip(median_uv * np.exp(FP_PP_LOG_SD * rng.standard_normal()), *FP_PP_RANGE_UV))
     gains, delays = _spatial(rng, g, fs)
-    return _Unit(make_muap(rng, fs), amp, gains, delays)
+    muap = bank[int(rng.integers(len(bank)))] if bank else make_muap(rng, fs)
+    return _Unit(muap, amp, gains, delays)
 
 
 def _place(
@@ -370,6 +377,7 @@ def simulate_parts(
         }
 
     # ------------------------------------------------------------ cramps and voluntary bursts
+    bank: list[Muap] = []
     for b in bursts:
         m = int(b.duration_s * fs)
         env = _burst_envelope(r_burst, b.kind, m, fs)
@@ -382,7 +390,9 @@ def simulate_parts(
                     scale *= 0.5  # the spread part of a cramp is weaker
             else:
                 nu, rmin, rmax, cv, scale = int(r_burst.integers(10, 21)), 8.0, 20.0, 0.2, 120.0
-            units = [_unit(r_burst, g, fs, scale) for _ in range(nu)]
+            if not bank:
+                bank += [make_muap(r_burst, fs) for _ in range(BURST_TEMPLATES)]
+            units = [_unit(r_burst, g, fs, scale, bank) for _ in range(nu)]
             trains = _spike_trains(r_burst, env, fs, nu, rmin, rmax, cv)
             span = m + max(len(u.muap.wave) + int(u.delays.max()) for u in units)
             buf = np.zeros((len(g.chans), span), dtype=DTYPE)

@@ -67,37 +67,38 @@ def add_background(
     nfft = sfft.next_fast_len(n, real=True)
     f = sfft.rfftfreq(nfft, 1.0 / fs)
     lo, hi = band_edges_hz(fs)
-    inband = (f >= lo) & (f <= hi)
-    # Power shapes, each normalised to unit mean power over the band.
+    band = slice(int(np.searchsorted(f, lo)), int(np.searchsorted(f, hi, side="right")))
+    # Amplitude shapes; the noise shape has unit mean power over the band.
     shapes = []
     if white:
         shapes.append(np.ones_like(f))
     if pink:
         p = 1.0 / np.maximum(f, 0.5)
-        shapes.append(p / p[inband].mean())
-    h_noise = np.sqrt(sum(shapes) / len(shapes)) if shapes else np.zeros_like(f)
+        shapes.append(p / p[band].mean())
+    h_noise = np.sqrt(sum(shapes) / len(shapes)).astype(np.float32) if shapes else None
+    h_band2 = h_noise[band] ** 2 if h_noise is not None else None
+    h_wander = None
     if wander_rms_uv is not None:
         w = 1.0 / (1.0 + (f / 0.3) ** 4)
         w[0] = 0.0
-        h_wander = np.sqrt(w / w.sum())  # unit total power (per bin, before scaling)
+        h_wander = np.sqrt(w / w.sum()).astype(np.float32)  # unit total power
+    m = len(f)
+    spec = np.empty(m, dtype=np.complex64)
     for i in range(n_ch):
-        # White Gaussian noise drawn directly as its spectrum (saves a forward FFT):
-        # E|X_k|² = nfft as for the rfft of unit-variance samples.
-        spec = np.empty(len(f), dtype=np.complex64)
-        spec.real = rng.standard_normal(len(f), dtype=np.float32)
-        spec.imag = rng.standard_normal(len(f), dtype=np.float32)
-        spec *= np.float32(np.sqrt(nfft / 2.0))
-        h = np.zeros(len(f), dtype=np.float32)
-        if shapes:
-            # Exact in-band RMS via Parseval (one-sided bins of a real signal).
-            sb = spec[inband] * h_noise[inband]
-            p_band = 2.0 * float(np.vdot(sb, sb).real) / nfft**2
+        # White Gaussian noise drawn directly as its spectrum (no forward FFT needed).
+        xr = rng.standard_normal(m, dtype=np.float32)
+        xi = rng.standard_normal(m, dtype=np.float32)
+        h = np.zeros(m, dtype=np.float32)
+        if h_noise is not None:
+            # Exact in-band RMS via Parseval: P = 2·Σ|X·h|² / nfft² over the band's bins.
+            p_band = 2.0 * float(np.dot(xr[band] ** 2 + xi[band] ** 2, h_band2)) / nfft**2
             if p_band > 0:
-                h += (h_noise * (noise_rms_uv[i] / np.sqrt(p_band))).astype(np.float32)
-        if wander_rms_uv is not None:
-            # Expected power of X·h is sum(2|X|²h²)/nfft² with E|X|² = nfft.
-            h += (h_wander * (wander_rms_uv[i] * np.sqrt(nfft / 2.0))).astype(np.float32)
-        spec *= h
+                h += h_noise * np.float32(noise_rms_uv[i] / np.sqrt(p_band))
+        if h_wander is not None:
+            # E|X_k|² = 2 here, so E[P] = (4/nfft²)·Σh²: scale by rms·nfft/2.
+            h += h_wander * np.float32(wander_rms_uv[i] * nfft / 2.0)
+        spec.real = xr * h
+        spec.imag = xi * h
         out[i] += sfft.irfft(spec, nfft)[:n]
         if progress is not None:
             progress(1)
@@ -116,20 +117,31 @@ def add_mains(
     a small matrix product (cos/sin basis), so cost does not grow with channels.
     """
     n_ch, n = out.shape
-    t = np.arange(n) / fs
     f0 = mains_hz * (1.0 + rng.uniform(-4e-4, 4e-4))  # grid frequency is never exact
-    drift = 1.0 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.01, 0.05) * t + rng.uniform(0, 2 * np.pi))
-    ph1 = (2 * np.pi * f0) * t
-    basis, weights = [], []
-    for k, rel in ((1, 1.0), (2, 0.1), (3, 0.3), (5, 0.1)):
-        if k * f0 >= fs / 2:
-            continue
-        ph = (k * ph1) % (2 * np.pi)
-        basis += [(np.cos(ph) * drift).astype(np.float32), (np.sin(ph) * drift).astype(np.float32)]
+    f_drift, ph_drift = rng.uniform(0.01, 0.05), rng.uniform(0, 2 * np.pi)
+    harmonics = [
+        (k, rel) for k, rel in ((1, 1.0), (2, 0.1), (3, 0.3), (5, 0.1)) if k * f0 < fs / 2
+    ]
+    weights = []
+    for _k, rel in harmonics:
         phase = rng.uniform(0, 2 * np.pi, n_ch)
         weights += [rel * amp_uv * np.cos(phase), -rel * amp_uv * np.sin(phase)]
-    if basis:
-        out += np.array(weights, dtype=np.float32).T @ np.array(basis)
+    if not harmonics:
+        return
+    w = np.array(weights, dtype=np.float32).T  # (n_ch, 2·n_harmonics)
+    block = 1 << 18  # bounded temporaries for long recordings; phases use absolute time
+    for a in range(0, n, block):
+        t = np.arange(a, min(n, a + block)) / fs
+        drift = 1.0 + 0.1 * np.sin(2 * np.pi * f_drift * t + ph_drift)
+        z1 = np.exp(1j * ((2 * np.pi * f0) * t))  # harmonics by powers: e^{ikφ} = (e^{iφ})^k
+        zk = {1: z1, 2: z1 * z1}
+        zk[3] = zk[2] * z1
+        zk[5] = zk[3] * zk[2]
+        basis = np.empty((2 * len(harmonics), len(t)), dtype=np.float32)
+        for j, (k, _rel) in enumerate(harmonics):
+            basis[2 * j] = zk[k].real * drift
+            basis[2 * j + 1] = zk[k].imag * drift
+        out[:, a : a + len(t)] += w @ basis
 
 
 #: ECG R-wave amplitude range (µV) at the skin over each site; 0 = none.
