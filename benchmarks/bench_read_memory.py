@@ -142,7 +142,15 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             # A child process, so the writer's memory does not count in our peak.
             env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
-            cmd = [sys.executable, __file__, "--write-only", "--path", str(path), "--hours", str(args.hours)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--write-only",
+                "--path",
+                str(path),
+                "--hours",
+                str(args.hours),
+            ]
             subprocess.run(cmd, check=True, env=env)
             write_s = round(time.perf_counter() - t0, 1)
         res = {
