@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -18,7 +20,9 @@ from emgtool.recording import Recording
 
 from .conftest import write_counter_edf
 
+# Hypothesis examples share one folder (function-scoped tmp_path does not mix with @given).
 _TMP = Path(tempfile.mkdtemp(prefix="emgtool-prop-"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 _SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
