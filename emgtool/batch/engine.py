@@ -354,6 +354,7 @@ def run_batch(
         jobs: dict[tuple[str, str], dict] = {}
         isolate: list[dict] = []  # crashed before: run alone
         wanted: list[tuple[str, str]] = []
+        current: dict[tuple[str, str], Item] = {}  # key → the input naming it in this run
         for it in items:
             if it.path not in shas:
                 continue
@@ -367,6 +368,7 @@ def run_batch(
                 result.skipped += 1  # same content under another name
                 continue
             wanted.append(key)
+            current[key] = it
             job = {
                 "path": str(it.path),
                 "sha256": sha,
@@ -440,16 +442,17 @@ def run_batch(
             bar.update(1)
         bar.close()
 
-        # 5. cohort, failures
+        # 5. cohort, failures (names as given in this run: a renamed file shows its new name)
         records = []
         for row in cat.results(wanted):
+            it = current[(row["file_sha256"], row["params_hash"])]
             if row["status"] == "ok":
                 data = json.loads(row["result_json"] or "{}")
                 records.append(
                     {
-                        "subject": row["subject"],
-                        "session": row["session"],
-                        "file": Path(row["path"]).name,
+                        "subject": it.subject,
+                        "session": it.session,
+                        "file": it.path.name,
                         "file_sha256": row["file_sha256"],
                         "out_dir": row["out_dir"],
                         "rows": data.get("rows"),
@@ -459,18 +462,29 @@ def run_batch(
             else:
                 result.failures.append(
                     _failure(
-                        row["path"],
-                        row["file_sha256"],
-                        row["status"],
-                        row["attempts"],
-                        row["error"],
+                        it.path, row["file_sha256"], row["status"], row["attempts"], row["error"]
                     )
                 )
         result.failed = len(result.failures)
+        # Rebuilding the tables and figures of a large cohort takes a while: skip it
+        # when nothing changed since the last run and the files are there.
+        digest = hashlib.sha256(
+            json.dumps([records, result.failures], sort_keys=True, default=str).encode()
+        ).hexdigest()
+        outputs = ("cohort.csv", "cohort.parquet", "cohort.html", "failures.tsv")
+        fresh_outputs = cat.get_meta("cohort_digest") != digest or not all(
+            (out / n).exists() for n in outputs
+        )
+    if fresh_outputs:
         df = cohort.cohort_table(records)
         cohort.write_cohort(df, out)
         cohort.write_failures(result.failures, out)
         cohort.write_html(df, result.failures, out, counts={"recordings": len(records)})
+        with Catalog(out / "catalog.sqlite") as cat:
+            cat.set_meta("cohort_digest", digest)
+    import shutil
+
+    shutil.rmtree(out / TMP_DIR / "dask", ignore_errors=True)  # workers are gone
     lock.close()
     result.seconds = time.perf_counter() - t0
     return result

@@ -104,6 +104,16 @@ def run(args: argparse.Namespace) -> int:
         raise EmgtoolError(f"--workers must be at least 1, got {args.workers}")
     if args.engine == "serial" and (args.scheduler or args.scheduler_file):
         raise EmgtoolError("--scheduler/--scheduler-file need --engine dask")
+    if args.workers is not None and (args.scheduler or args.scheduler_file):
+        import warnings
+
+        from emgtool.errors import EmgtoolWarning
+
+        warnings.warn(
+            "--workers applies to the local cluster only; the existing cluster keeps its workers",
+            EmgtoolWarning,
+            stacklevel=2,
+        )
     res = run_batch(
         args.inputs,
         args.out,
