@@ -73,47 +73,38 @@ def _fallback_block(
 
 
 def signal_source(
-    scenario: str, fs: float, n_channels: int, seed: int, block_s: float = 30.0
-) -> Callable[[int], NDArray[np.float64]]:
-    """``next_samples(n) -> (n_channels, n)`` µV, endless (the simulator's output, looped).
+    scenario: str, fs: float, n_channels: int, seed: int, block_s: float = 20.0
+) -> tuple[Callable[[int], NDArray[np.float64]], list[str]]:
+    """``(next_samples, labels)``: ``next_samples(n) -> (n_channels, n)`` µV, endless.
 
-    Uses ``emgtool.simulate.simulate`` when it is available, else a simple
-    built-in generator.
+    One block of ``block_s`` seconds is simulated up front (with
+    ``emgtool.simulate.simulate``, or a simple built-in generator if that is
+    unavailable) and then looped, so streaming never stalls on the simulator.
     """
+    labels = [f"EMG{i + 1}" for i in range(n_channels)]
+    data = None
     try:
-        from emgtool.simulate import simulate as _sim
-    except ImportError:
-        _sim = None
-    rng = np.random.default_rng(seed)
-    block = int(round(block_s * fs))
-    buf = np.zeros((n_channels, 0))
-    t_s = 0.0
+        from emgtool.simulate import simulate
 
-    def make() -> NDArray[np.float64]:
-        nonlocal t_s
-        if _sim is not None:
-            try:
-                out = _sim(scenario, block_s, seed, fs=fs)
-                rec = out[0] if isinstance(out, tuple) else out
-                data = np.asarray(rec.data, dtype=np.float64)
-                reps = -(-n_channels // data.shape[0])
-                data = np.tile(data, (reps, 1))[:n_channels]
-                if data.shape[1]:
-                    return data
-            except Exception:
-                pass
-        out = _fallback_block(rng, scenario, fs, n_channels, block, t_s)
-        t_s += block_s
-        return out
+        rec, _truth = simulate(scenario, block_s, seed, fs=fs)
+        data = np.asarray(rec.data, dtype=np.float64)
+        reps = -(-n_channels // data.shape[0])
+        data = np.tile(data, (reps, 1))[:n_channels]
+        labels = (rec.labels * reps)[:n_channels]
+    except ImportError:
+        pass
+    if data is None or data.shape[1] == 0:
+        rng = np.random.default_rng(seed)
+        data = _fallback_block(rng, scenario, fs, n_channels, int(round(block_s * fs)), 0.0)
+    pos = 0
 
     def next_samples(n: int) -> NDArray[np.float64]:
-        nonlocal buf
-        while buf.shape[1] < n:
-            buf = np.concatenate([buf, make()], axis=1)
-        out, buf = buf[:, :n], buf[:, n:]
-        return out
+        nonlocal pos
+        idx = (pos + np.arange(n)) % data.shape[1]
+        pos = (pos + n) % data.shape[1]
+        return data[:, idx]
 
-    return next_samples
+    return next_samples, labels
 
 
 class FakeDevice:
@@ -172,7 +163,7 @@ class FakeDevice:
         self.garbage_every, self.drop_every = garbage_every, drop_every
         self.disconnect_after, self.duration = disconnect_after, duration
         self.rng = np.random.default_rng(seed + 1)
-        self.next_samples = signal_source(scenario, self.fs, self.n_channels, seed)
+        self.next_samples, self.labels = signal_source(scenario, self.fs, self.n_channels, seed)
         self.master, self.slave = pty.openpty()
         tty.setraw(self.master)
         tty.setraw(self.slave)
@@ -200,8 +191,10 @@ class FakeDevice:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.closed = False
+        # Labels travel in the CSV header (spaces as '_'), so sites are known at once.
+        names = ",".join(lab.replace(" ", "_").replace(",", "_") for lab in self.labels)
         self._boot = {
-            "csv": csvline.encode_header(self.fs, self.n_channels, "uV"),
+            "csv": csvline.encode_header(self.fs, self.n_channels, "uV", labels=names),
             "spikershield": b"StartUp!\n",
         }.get(protocol, b"")
 
@@ -272,13 +265,20 @@ class FakeDevice:
     def _write(self, data: bytes) -> None:
         if not data or self.closed:
             return
-        try:
-            k = os.write(self.master, data)
-            self.overrun_bytes += len(data) - k
-        except BlockingIOError:
-            self.overrun_bytes += len(data)
-        except OSError:
-            pass
+        # Wait a little for a slow reader (as a USB chip's buffer would), then drop
+        # what still does not fit, as an FTDI chip does; CDC devices would block.
+        view = memoryview(data)
+        t_end = time.monotonic() + 0.05
+        while view:
+            try:
+                view = view[os.write(self.master, view) :]
+            except BlockingIOError:
+                left = t_end - time.monotonic()
+                if left <= 0 or not select.select([], [self.master], [], left)[1]:
+                    self.overrun_bytes += len(view)
+                    return
+            except OSError:
+                return
 
     def _answer(self, cmd: bytes) -> None:
         self.commands.append(cmd)

@@ -80,6 +80,7 @@ class LiveOptions:
     view: str = "auto"  # auto | tty | lines | off
     physical_range_uv: tuple[float, float] = PHYSICAL_RANGE_UV
     fsync: bool = True
+    write_report: bool = True
     info: dict = field(default_factory=dict)  # protocol, port, … for the sidecar
 
 
@@ -313,6 +314,7 @@ class _Session:
         self.screen = Screen(mode=opts.view)
         self.rate_window: list[tuple[float, int, int]] = []
         self.stop_reason = ""
+        self.asked_header = time.monotonic()
 
     # -------------------------------------------------------------- set-up once fs is known
     def begin(
@@ -349,7 +351,16 @@ class _Session:
         self.write_sidecar("recording")
 
     # -------------------------------------------------------------- samples in
+    def room(self) -> int | None:
+        """Samples still wanted before ``--duration`` is reached (None: no limit)."""
+        if self.opts.duration_s is None or not self.fs:
+            return None
+        return max(0, int(round(self.opts.duration_s * self.fs)) - self.n_done - self.n_pending)
+
     def add_samples(self, block_uv: NDArray, t_arrival: float) -> None:
+        room = self.room()
+        if room is not None and block_uv.shape[1] > room:
+            block_uv = block_uv[:, :room]
         x = quantize_like_edf(block_uv, self.opts.physical_range_uv)
         self.pending.append(x)
         self.n_pending += x.shape[1]
@@ -358,6 +369,9 @@ class _Session:
             self.process(t_arrival)
 
     def add_gap(self, n: int, reason: str) -> None:
+        room = self.room()
+        if room is not None:
+            n = min(n, room)
         if n <= 0 or not self.channels:
             return
         start = self.n_done + self.n_pending
@@ -526,11 +540,7 @@ def run_live(source: LiveSource, opts: LiveOptions, stop_event: threading.Event)
                 ses.stop_reason = ev.message or "source ended"
                 break
             now = time.monotonic()
-            if (
-                ses.fs
-                and opts.duration_s is not None
-                and ses.n_done + ses.n_pending >= opts.duration_s * ses.fs
-            ):
+            if ses.room() == 0:
                 ses.stop_reason = "duration reached"
                 break
             if deadline_wall is not None and now > deadline_wall:
@@ -588,6 +598,11 @@ def _handle(ses: _Session, ev: PortEvent) -> bool:
             )
         if not ses.fs and ses.decoder.fs and ses.decoder.n_channels:
             ses.begin(ses.decoder.fs, _labels(ses.decoder))
+        elif not ses.fs and ses.source.write is not None and ev.t - ses.asked_header > 1.5:
+            # data but no header yet (CSV): ask again rather than wait forever
+            ses.asked_header = ev.t
+            if ses.decoder.protocol == "csv":
+                ses.source.write(b"v")
         if x.shape[1] and ses.fs:
             off, scale = protocols.scale_uv(ses.decoder)
             ses.add_samples((x - off[:, None]) * scale[:, None], ev.t)
@@ -642,7 +657,7 @@ def _finish(ses: _Session) -> dict:
     ses.process(time.monotonic())
     analysis = None
     if ses.pipe is not None:
-        from emgtool.pipeline import finalize, flush
+        from emgtool.pipeline import flush
 
         evs, ses.pipe = flush(ses.pipe)
         for e in evs:
@@ -657,7 +672,7 @@ def _finish(ses: _Session) -> dict:
             ses.pipe, recording_id=_file_id(ses.out_dir / RECORDING), source=source
         )
         analysis.gaps = [(g["start_sample"], g["start_sample"] + g["n_samples"]) for g in ses.gaps]
-        result["missing"] = write_results(analysis, ses.out_dir)
+        result["missing"] = write_results(analysis, ses.out_dir, report=ses.opts.write_report)
         result["n_events"] = int(len(analysis.events))
     ses.write_sidecar("complete")
     ses.refresh_view(force=True)
@@ -675,22 +690,25 @@ def _finish(ses: _Session) -> dict:
     return result
 
 
-def write_results(analysis, out_dir: Path) -> list[str]:
-    """events.tsv (+ .json), summary.json and report.html; returns what could not be written."""
+def write_results(analysis, out_dir: Path, *, report: bool = True) -> list[str]:
+    """events.tsv (+ .json), summary.json and report.html; returns what was not written."""
     from emgtool.events import write_events_tsv
 
     missing: list[str] = []
     write_events_tsv(analysis.events, out_dir / "events.tsv")
     try:
+        if not report:
+            raise ImportError("report.html not asked for")
         from emgtool.report import write_report
 
         write_report(analysis, out_dir)
     except ImportError:
         missing.append("report.html")
         try:
+            from emgtool.report import write_json_atomic as write_strict_json
             from emgtool.report.summary import summarize
 
-            write_json_atomic(out_dir / "summary.json", summarize(analysis))
+            write_strict_json(out_dir / "summary.json", summarize(analysis))
         except ImportError:
             missing.append("summary.json")
     return missing

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from emgtool.acquisition.live import RECORDING, SIDECAR, _file_id, write_json_atomic, write_results
-from emgtool.errors import EmgtoolError, ReadError
+from emgtool.errors import EmgtoolError, EmgtoolWarning, ReadError
 from emgtool.recording import Channel, Recording
 
 __all__ = ["recover", "PARTIAL"]
@@ -106,7 +107,9 @@ def recover(out_dir: str | Path, *, force: bool = False, config=None) -> dict:
         report.update(records=n_full, dropped_bytes=dropped)
     from emgtool.io import open_source
 
-    src = open_source(edf)
+    with warnings.catch_warnings():  # labels → sites: replaced by the sidecar's below
+        warnings.simplefilter("ignore", EmgtoolWarning)
+        src = open_source(edf)
     rec = src.read()
     data = np.array(rec.data, dtype=np.float32)
     gaps = [

@@ -114,6 +114,11 @@ def add_parser(sub) -> None:
         help="live view: redrawn on a terminal, a line every 5 s otherwise (default auto)",
     )
     out.add_argument(
+        "--no-report",
+        action="store_true",
+        help="skip report.html (stops faster; 'emgtool report' can make it later)",
+    )
+    out.add_argument(
         "--chunk-ms",
         type=float,
         default=80.0,
@@ -201,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         montage=args.montage,
         config=cfg,
         view=args.view,
+        write_report=not args.no_report,
         info=info,
     )
     stop = threading.Event()
@@ -208,7 +214,9 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum, frame):
         stop.set()
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {}
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         res = live.run_live(source, opts, stop)
     finally:
@@ -226,5 +234,6 @@ def run(args: argparse.Namespace) -> int:
     ]
     print(f"emgtool: wrote {', '.join(str(out / n) for n in written)}")
     for m in res.get("missing", []):
-        print(f"emgtool: note: {m} not written (the report module is not available)")
+        if not (m == "report.html" and args.no_report):
+            print(f"emgtool: note: {m} not written (the report module is not available)")
     return 0

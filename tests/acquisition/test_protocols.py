@@ -253,3 +253,13 @@ def test_valid_frames_in_garbage_are_all_recovered(name, pre, post, n):
     # every frame is found, in order, as one contiguous run
     found = any(np.array_equal(good[:, i : i + n], counts) for i in range(good.shape[1] - n + 1))
     assert found, (good.shape, n)
+
+
+def test_csv_header_right_after_connect_is_not_taken_for_a_partial_line():
+    # After 's', a flush and 'v', the header is the very first line the host sees.
+    data = csvline.encode_header(500, 1, units="uV") + csvline.encode(np.array([[1, 2]]), 500.0)
+    x, c, st = protocols.feed(data, csvline.init())
+    assert st.fs == 500 and x.tolist() == [[1.0, 2.0]]
+    # but a cut data line before it is still dropped
+    x, c, st = protocols.feed(b"7,12000,3\n" + data, csvline.init())
+    assert x.tolist() == [[1.0, 2.0]]

@@ -37,7 +37,8 @@ __all__ = ["init", "feed", "flush", "encode", "encode_header", "scale_uv", "pars
 BAUD = 921600
 MAGIC = "# emgtool-csv v1"
 MAX_LINE = 4096
-START_COMMANDS = (b"v", b"b")
+#: stop (so the header is not lost behind a full buffer), header, start
+START_COMMANDS = (b"s", b"v", b"b")
 STOP_COMMANDS = (b"s",)
 
 
@@ -135,8 +136,10 @@ def feed(
                 np.zeros(0, np.int64),
                 state.replace(buf=buf, stats=stats, params=p),
             )
-        stats["skipped_bytes"] += j + 1
-        buf = buf[j + 1 :]
+        k = buf.find(MAGIC.encode(), 0, j)  # a header is recognisable even mid-line
+        cut = k if k >= 0 else j + 1
+        stats["skipped_bytes"] += cut
+        buf = buf[cut:]
         p["at_line_start"] = True
     last_nl = buf.rfind(b"\n")
     rest = buf[last_nl + 1 :]
