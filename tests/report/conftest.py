@@ -213,3 +213,76 @@ def spec():
 @pytest.fixture
 def als_analysis():
     return make_analysis(ALS_SITES, duration_s=300.0, seed=1)
+
+
+def analysis_from_truth(rec, truth: pd.DataFrame) -> Analysis:
+    """The Analysis a perfect detector would return for a simulated recording.
+
+    Rest time per site is the recording minus every non-fasciculation truth
+    span at the site (cramps, voluntary bursts, artefacts); waveforms are cut
+    from the raw signal around each potential's peak.
+    """
+    from emgtool.events import EVENT_COLUMNS
+
+    events = normalise_events(truth[[c for c in truth.columns if c in EVENT_COLUMNS]])
+    fs, dur = rec.fs, rec.duration_s
+    keys: list[tuple[str, str]] = []
+    for ch in rec.channels:
+        if ch.site_key not in keys:
+            keys.append(ch.site_key)
+    half = int(round(0.015 * fs))
+    kinds = events["trial_type"].astype(str).to_numpy()
+    sites = []
+    for site, side in keys:
+        chans = [c for c in rec.channels if c.site_key == (site, side)]
+        here = (events["site"].astype(str) == site).to_numpy() & (
+            events["side"].astype(str) == side
+        ).to_numpy()
+        spans = sorted(
+            (o, o + d)
+            for o, d in zip(
+                events["onset"][here & (kinds != "fasciculation")],
+                events["duration"][here & (kinds != "fasciculation")].fillna(0),
+                strict=True,
+            )
+        )
+        excluded: dict[str, float] = {}
+        for k in ("cramp", "voluntary", "artifact"):
+            sel = here & (kinds == k)
+            if sel.any():
+                excluded[k] = float(events["duration"][sel].fillna(0).sum())
+        blocked = sum(b - a for a, b in _free_spans(dur, spans)) if spans else dur
+        idx = np.flatnonzero(here & (kinds == "fasciculation"))[:50]
+        row = rec.labels.index(chans[0].label)
+        peaks = events["peak_s"].to_numpy(dtype=float, na_value=np.nan)[idx]
+        peaks = np.where(
+            np.isfinite(peaks), peaks, events["onset"].to_numpy(dtype=float)[idx] + 0.005
+        )
+        centre = np.clip(np.round(peaks * fs).astype(int), half, rec.n_samples - half - 1)
+        w = np.array(
+            [rec.data[row, c - half : c + half] for c in centre], dtype=np.float32
+        ).reshape(len(idx), 2 * half)
+        sites.append(
+            SiteResult(
+                site,
+                side,
+                chans[0].region,
+                [c.label for c in chans],
+                rest_s=float(blocked),
+                excluded_s=excluded,
+                noise_uv=5.0,
+                waveforms=w,
+                waveform_event_index=idx.astype(np.int64),
+            )
+        )
+    return Analysis(
+        events=events,
+        sites=sites,
+        fs=fs,
+        n_samples=rec.n_samples,
+        channels=rec.channels,
+        recording_id="rec-simulated",
+        source={"format": "simulated", "reader_warnings": []},
+        config=DetectorConfig(),
+        mains_hz=rec.meta.get("mains_hz"),
+    )

@@ -60,8 +60,14 @@ def browser():
 
 
 @pytest.fixture
-def report(als_analysis, tmp_path):
-    paths = write_report(als_analysis, tmp_path)
+def report(tmp_path):
+    """Report of a simulated ALS-like recording with cramps, as a perfect detector sees it."""
+    from conftest import analysis_from_truth
+
+    from emgtool.simulate import simulate
+
+    rec, truth = simulate("als-widespread", duration_s=120, seed=3, fs=1000, n_cramps=2)
+    paths = write_report(analysis_from_truth(rec, truth), tmp_path)
     return paths["report_html"], json.loads(paths["summary_json"].read_text(encoding="utf-8"))
 
 
