@@ -243,6 +243,46 @@ def _table(df: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+_PATTERN_COLOURS = {
+    "none": "#ecf0f1",
+    "focal": "#f9e79f",
+    "multifocal": "#f0b27a",
+    "widespread": "#e74c3c",
+}
+
+
+def _pattern_grid(per_rec: pd.DataFrame) -> str | None:
+    """Subjects × sessions, each cell coloured by the spread pattern (and the regions)."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    subjects = sorted(per_rec["subject"].astype(str).unique())
+    sessions = sorted(per_rec["session"].fillna("").astype(str).unique())
+    if len(subjects) > 80:
+        return None  # a table says more than an unreadable figure
+    fig = Figure(figsize=(1.6 + 1.5 * len(sessions), 0.8 + 0.32 * len(subjects)))
+    ax = fig.add_subplot()
+    for _, r in per_rec.iterrows():
+        i = subjects.index(str(r["subject"]))
+        j = sessions.index("" if pd.isna(r["session"]) else str(r["session"]))
+        pat = str(r.get("spread_pattern", "n/a"))
+        ax.add_patch(Rectangle((j, i), 0.96, 0.92, color=_PATTERN_COLOURS.get(pat, "#bdc3c7")))
+        n_reg = r.get("spread_n_regions_with_fasciculations")
+        label = pat if pd.isna(n_reg) else f"{pat} ({int(n_reg)})"
+        ax.text(j + 0.48, i + 0.46, label, ha="center", va="center", fontsize=8)
+    ax.set_xlim(0, len(sessions))
+    ax.set_ylim(len(subjects), 0)
+    ax.set_xticks([j + 0.48 for j in range(len(sessions))], [s or "-" for s in sessions])
+    ax.set_yticks([i + 0.46 for i in range(len(subjects))], subjects)
+    ax.set_xlabel("session")
+    ax.set_ylabel("subject")
+    ax.set_title("Spread pattern per subject and session (number of regions)")
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(length=0)
+    return _png(fig)
+
+
 def write_html(df: pd.DataFrame, failures: list[dict], out_dir: Path, *, counts: dict) -> None:
     """cohort.html: rate distributions per site and region, spread patterns, failures."""
     rate = "fasciculation_rate_per_min"
@@ -286,6 +326,9 @@ def write_html(df: pd.DataFrame, failures: list[dict], out_dir: Path, *, counts:
         per_rec = df.drop_duplicates(["subject", "session", "file_sha256"])
         parts.append("<h2>Spread patterns across subjects</h2>")
         parts.append(f'<img alt="spread patterns" src="{_pattern_plot(per_rec)}">')
+        grid = _pattern_grid(per_rec)
+        if grid:
+            parts.append(f'<img alt="spread pattern per subject and session" src="{grid}">')
         cols = [
             c
             for c in (
@@ -299,6 +342,9 @@ def write_html(df: pd.DataFrame, failures: list[dict], out_dir: Path, *, counts:
             if c in per_rec
         ]
         parts.append(_table(per_rec[cols]))
+    from emgtool._version import __version__
+    from emgtool.config import ALGORITHM_VERSION
+
     parts.append("<h2>Failures</h2>")
     if failures:
         f = pd.DataFrame(failures, columns=FAILURE_COLUMNS)
@@ -306,6 +352,13 @@ def write_html(df: pd.DataFrame, failures: list[dict], out_dir: Path, *, counts:
         parts.append(_table(f[["path", "status", "attempts", "reason"]]))
     else:
         parts.append("<p>None.</p>")
+    parts.append(
+        "<h2>Methods</h2><p>Each row of cohort.csv is one site of one recording, with the figures "
+        "of that recording's summary.json (its folder holds the full report). Rates are "
+        "fasciculations per minute of artefact-free rest; sites without enough rest have no rate. "
+        f"emgtool {html.escape(__version__)}, detection algorithm version "
+        f"{html.escape(ALGORITHM_VERSION)}; the detector parameters are in each summary.json.</p>"
+    )
     style = (
         "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;font-size:13px;margin:1em 0}"
