@@ -11,8 +11,8 @@ from scipy import signal
 from emgtool.errors import ConfigError
 from emgtool.events import EVENT_COLUMNS, read_events_tsv
 from emgtool.simulate import (
-    MEDIAN_FP_PP_UV,
     SCENARIOS,
+    SNR_REF_PP_UV,
     simulate,
     simulate_parts,
     simulate_to_file,
@@ -46,6 +46,18 @@ def test_same_seed_same_output_different_seed_differs():
     assert t1.equals(t2)
     assert not np.allclose(r1.data, r3.data)
     assert not np.array_equal(_fp(t1)["sample"].to_numpy()[:5], _fp(t3)["sample"].to_numpy()[:5])
+
+
+@pytest.mark.parametrize("snr", [0.0, 6.0, 20.0])
+def test_snr_is_a_floor_for_every_fasciculation(snr):
+    sim = simulate_parts("als-widespread", 20.0, seed=4, snr_db=snr)
+    fp = _fp(sim.truth)
+    sigma = SNR_REF_PP_UV / 2 / 10 ** (snr / 20)
+    assert np.allclose(sim.noise_rms_uv, sigma)
+    assert (fp["snr_db"] >= snr - 1e-6).all()
+    assert np.allclose(fp["snr_db"], 20 * np.log10(fp["amplitude_uv"] / 2 / sigma))
+    # the median potential is about 12 dB above the floor (200 vs 50 µV p-p)
+    assert 8.0 < fp["snr_db"].median() - snr < 16.0
 
 
 def test_snr_and_nuisances_do_not_move_the_events():
@@ -241,7 +253,7 @@ def test_noise_rms_in_band_is_exact():
         "healthy", 20.0, seed=1, snr_db=snr, nuisances={"pink", "white"}, n_voluntary=0
     )
     rec = sim.recording
-    sigma = MEDIAN_FP_PP_UV / 2 / 10 ** (snr / 20)
+    sigma = SNR_REF_PP_UV / 2 / 10 ** (snr / 20)
     x = rec.data.astype(np.float64)
     spec = np.fft.rfft(x, axis=1)
     f = np.fft.rfftfreq(rec.n_samples, 1 / rec.fs)

@@ -81,9 +81,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="X",
-        help="SNR = 20*log10((median fasciculation p-p / 2) / noise RMS in 20-450 Hz); "
-        "median p-p is 200 uV, so 0 dB = 100 uV noise, 20 dB = 10 uV "
-        "(default: noise 3-8 uV per channel)",
+        help="SNR = 20*log10((50 uV / 2) / noise RMS in 20-450 Hz), 50 uV being the smallest "
+        "fasciculation p-p (the median is 200 uV): every potential is at least this far above "
+        "the noise; 0 dB = 25 uV noise, 20 dB = 2.5 uV (default: noise 3-8 uV per channel, "
+        "i.e. 10-18 dB)",
     )
     p.add_argument(
         "--nuisances",

@@ -31,6 +31,7 @@ from emgtool.errors import ConfigError
 from emgtool.recording import Recording
 from emgtool.simulate.engine import (
     MEDIAN_FP_PP_UV,
+    SNR_REF_PP_UV,
     Simulation,
     parse_nuisances,
     simulate_parts,
@@ -47,6 +48,7 @@ __all__ = [
     "SCENARIOS",
     "NUISANCES",
     "MEDIAN_FP_PP_UV",
+    "SNR_REF_PP_UV",
     "default_labels",
     "parse_nuisances",
 ]
@@ -87,10 +89,12 @@ def simulate(
     fs : float
         Sampling rate in Hz (2048 by default).
     snr_db : float, optional
-        ``20·log10((MEDIAN_FP_PP_UV / 2) / σ)`` where σ is the in-band
-        (20-450 Hz) RMS of the pink + white background, the same on every
-        channel: 0 dB → σ = 100 µV, 20 dB → σ = 10 µV.  Default: σ drawn per
-        channel in 3-8 µV (≈ 22-30 dB).
+        ``20·log10((SNR_REF_PP_UV / 2) / σ)``: σ is the in-band (20-450 Hz)
+        RMS of the pink + white background, the same on every channel, and
+        ``SNR_REF_PP_UV`` = 50 µV is the smallest fasciculation the model
+        makes, so every potential is at least ``snr_db`` above the noise
+        (the median one 12 dB more): 0 dB → σ = 25 µV, 20 dB → σ = 2.5 µV.
+        Default: σ drawn per channel in 3-8 µV (≈ 10-18 dB).
     nuisances : set or str
         ``"default"`` (all), ``"none"``, or names from :data:`NUISANCES`
         (``pink, white, mains, ecg, wander, motion``), as a set or comma list.

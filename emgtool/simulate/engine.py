@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from scipy.special import ndtr, ndtri
 
 from emgtool._version import __version__
 from emgtool.errors import ConfigError
@@ -29,13 +30,24 @@ from emgtool.simulate.scenarios import SCENARIOS, Burst, Group, default_labels, 
 from emgtool.simulate.truth import truth_frame
 from emgtool.sites import assign_sites
 
-__all__ = ["simulate", "simulate_parts", "Simulation", "parse_nuisances", "MEDIAN_FP_PP_UV"]
+__all__ = [
+    "simulate",
+    "simulate_parts",
+    "Simulation",
+    "parse_nuisances",
+    "MEDIAN_FP_PP_UV",
+    "SNR_REF_PP_UV",
+]
 
 #: Median of the fasciculation peak-to-peak amplitude distribution (lognormal).
 MEDIAN_FP_PP_UV = 200.0
 #: Log-standard deviation of that distribution: 90 % of units fall in ~90-450 µV.
 FP_PP_LOG_SD = 0.5
 FP_PP_RANGE_UV = (50.0, 1000.0)
+#: ``snr_db`` refers to the weakest potential the model makes (the floor of the
+#: amplitude distribution): at X dB every fasciculation's peak (p-p / 2) is at
+#: least X dB above the in-band noise RMS.  The median potential is 12 dB higher.
+SNR_REF_PP_UV = FP_PP_RANGE_UV[0]
 #: Default in-band noise RMS range per channel when ``snr_db`` is not given.
 DEFAULT_NOISE_UV = (3.0, 8.0)
 #: Fasciculations are kept this far from cramps and voluntary bursts at their site...
@@ -142,7 +154,9 @@ def _unit(
     rng: np.random.Generator, g: Group, fs: float, median_uv: float, bank: list[Muap] | None = None
 ) -> _Unit:
     """A motor unit: its own template, or one drawn from ``bank`` (bursts need hundreds)."""
-    amp = float(np.clip(median_uv * np.exp(FP_PP_LOG_SD * rng.standard_normal()), *FP_PP_RANGE_UV))
+    # Lognormal truncated to FP_PP_RANGE_UV (inverse CDF, so no pile-up at the limits).
+    lo, hi = (ndtr(np.log(b / median_uv) / FP_PP_LOG_SD) for b in FP_PP_RANGE_UV)
+    amp = float(median_uv * np.exp(FP_PP_LOG_SD * ndtri(rng.uniform(lo, hi))))
     gains, delays = _spatial(rng, g, fs)
     muap = bank[int(rng.integers(len(bank)))] if bank else make_muap(rng, fs)
     return _Unit(muap, amp, gains, delays)
@@ -329,7 +343,7 @@ def simulate_parts(
     if not ({"pink", "white"} & active):
         sigma = np.zeros(n_ch)
     elif snr_db is not None:
-        sigma = np.full(n_ch, MEDIAN_FP_PP_UV / 2.0 / 10.0 ** (snr_db / 20.0))
+        sigma = np.full(n_ch, SNR_REF_PP_UV / 2.0 / 10.0 ** (snr_db / 20.0))
     else:
         sigma = default_sigma
 
@@ -532,6 +546,7 @@ def simulate_parts(
         amps = np.array([units[ui].amp_uv for _s, ui, _m in kept]) * (
             1.0 + 0.05 * r_jit.standard_normal(len(kept))
         )
+        amps = np.clip(amps, *FP_PP_RANGE_UV)  # jitter never leaves the model's range (SNR floor)
         for ui, u in enumerate(units):
             sel = kept_arr[:, 1] == ui
             if not sel.any():
