@@ -59,6 +59,10 @@ MAX_WAVEFORMS_PER_SITE = 20000
 RING_MS = 40.0  # a much smaller candidate this close to a potential is its filter ringing
 RING_RATIO = 0.5
 QRS_MS = (80.0, 60.0)  # candidates this close (before, after) to a heart beat belong to it
+ARTEFACT_MS = (
+    30.0,
+    100.0,
+)  # same-site candidates this close (before, after) to a common-mode artefact
 
 
 def site_groups(channels: tuple[Channel, ...]) -> tuple[list[tuple[str, str]], NDArray]:
@@ -104,6 +108,7 @@ class PipelineState:
     ring_n: int
     ring_n_samples: int
     qrs_n: tuple
+    art_n: tuple
     # progress
     n_in: int = 0  # raw samples received
     pos: int = 0  # samples filtered
@@ -122,6 +127,7 @@ class PipelineState:
     buf: NDArray | None = None
     buf_start: int = 0
     seg_frontier: int = 0
+    seg_done_until: NDArray | None = None  # per site: end of the last segment taken
     # noise
     block_sd: list = field(default_factory=list)  # one (n_ch,) per finished block
     block_acc: list = field(default_factory=list)
@@ -191,6 +197,7 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
         ring_n=int(round(RING_S / (bin_n / fs))),
         ring_n_samples=int(round(RING_MS * ms)),
         qrs_n=(int(round(QRS_MS[0] * ms)), int(round(QRS_MS[1] * ms))),
+        art_n=(int(round(ARTEFACT_MS[0] * ms)), int(round(ARTEFACT_MS[1] * ms))),
     )
     n_ch = len(channels)
     st.raw_tail = np.zeros((n_ch, 0), np.float32)
@@ -205,6 +212,7 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
     st.excl = [[] for _ in range(n_ch)]
     st.nan_open = np.full(n_ch, -1, np.int64)
     st.nan_tail = np.zeros(n_ch, bool)
+    st.seg_done_until = np.zeros(n_sites, np.int64)
     st.trackers = [CardiacTracker() for _ in range(n_sites)]
     st.waveforms = [[] for _ in range(n_sites)]
     return st
@@ -232,7 +240,11 @@ def step(chunk: Recording, state: PipelineState) -> tuple[list[dict], PipelineSt
     if not st.started:
         st.probe.append(np.array(raw, dtype=np.float32))
         if st.n_in >= st.probe_n:
-            _start(st, np.concatenate(st.probe, axis=1), final=False)
+            # Exactly probe_n samples decide mains and rhythm, whatever the chunking.
+            buffered = np.concatenate(st.probe, axis=1)
+            _start(st, buffered[:, : st.probe_n], final=False)
+            if buffered.shape[1] > st.probe_n:
+                _process(st, buffered[:, st.probe_n :], final=False)
     else:
         _process(st, raw, final=False)
     return st.out[n_before:], st
@@ -551,11 +563,18 @@ def _segment(st: PipelineState, final: bool) -> None:
         new_frontier = a + int(s0[~done].min())
     else:
         new_frontier = b
+    # Only segments before the new frontier are taken now; later ones (at other
+    # sites) will be found again from the frontier.  A taken segment may reach
+    # past the frontier: its tail, found again next time, is dropped by site.
+    site_all = site_ids[rows]
+    done &= (s0 + a) < new_frontier
+    done &= (s0 + a) >= st.seg_done_until[site_all]
     rows, s0, s1 = rows[done], s0[done] + a, s1[done] + a
     st.seg_frontier = new_frontier
     if len(rows) == 0:
         return
     site_idx = site_ids[rows]
+    np.maximum.at(st.seg_done_until, site_idx, s1)
     ok = (s1 - s0) <= st.max_pot_n
     # Longer segments are sustained activity, handled by the activity bins.
     site_idx, s0, s1 = site_idx[ok], s0[ok], s1[ok]
@@ -798,7 +817,7 @@ def _decide(st: PipelineState, final: bool) -> None:
     n_sites = len(st.site_keys)
     cm_need = max(2, min(cfg.common_mode_sites, math.ceil(n_sites / 2)))
     qrs_pre, qrs_post = st.qrs_n
-    horizon = st.seg_frontier - st.cm_n - st.max_pot_n - qrs_post
+    horizon = st.seg_frontier - st.cm_n - st.max_pot_n - max(qrs_post, st.art_n[0])
     rp = st.recent_peaks
     peaks_arr = np.array([p for p, _, _ in rp]) if rp else np.zeros(0, int)
     sites_arr = np.array([s for _, s, _ in rp]) if rp else np.zeros(0, int)
@@ -841,8 +860,17 @@ def _decide(st: PipelineState, final: bool) -> None:
             win = (peaks_arr >= p["peak"] - qrs_pre) & (peaks_arr <= p["peak"] + qrs_post)
             if p["ecg"] or (beat[win] & st.ecg_site[sites_arr[win]]).any():
                 reason = "ecg"
-        if reason is None and p.get("cm", False):
-            reason = "common-mode"
+        if reason is None:
+            # Motion and electrical artefacts ring on for tens of ms at each site they hit.
+            win = (
+                (sites_arr == s)
+                & (peaks_arr >= p["peak"] - st.art_n[1])
+                & (peaks_arr <= p["peak"] + st.art_n[0])
+            )
+            if p.get("cm", False) or any(
+                r.get("cm", False) for r in (rp[i][2] for i in np.flatnonzero(win))
+            ):
+                reason = "common-mode"
         if reason is None:
             clip = _excluded_mask(st, p["start"], p["stop"], reasons={"clipped"})
             if clip[p["best_ch"]].any():
@@ -855,6 +883,10 @@ def _decide(st: PipelineState, final: bool) -> None:
         st.out.append(p)
     st.pending = keep
     # Forget candidate peaks that can no longer be coincident with anything undecided.
-    oldest = min((p["peak"] for p in keep), default=st.seg_frontier) - 4 * st.cm_n - st.qrs_n[0]
+    oldest = (
+        min((p["peak"] for p in keep), default=st.seg_frontier)
+        - 4 * st.cm_n
+        - max(st.qrs_n[0], st.art_n[1])
+    )
     if st.recent_peaks and st.recent_peaks[0][0] < oldest:
         st.recent_peaks = [rp for rp in st.recent_peaks if rp[0] >= oldest]

@@ -1,0 +1,117 @@
+"""Detection quality against simulator ground truth (issue 3 targets, as floors).
+
+The accuracy benchmark (benchmarks/accuracy.py) sweeps SNRs and nuisances;
+these tests pin floors on a few scenarios so regressions fail CI.
+"""
+
+import numpy as np
+import pandas as pd
+
+from emgtool.scoring import evaluate
+
+
+def _overall(an, truth, duration_s, kind="fasciculation"):
+    return evaluate(an.events, truth, duration_s=duration_s)[kind]["overall"]
+
+
+def test_als_fasciculations_found(als_60s):
+    rec, truth, an = als_60s
+    o = _overall(an, truth, rec.duration_s)
+    assert o["n_true"] > 100
+    assert o["sensitivity"] >= 0.8, o
+    assert o["precision"] >= 0.95, o
+
+
+def test_every_event_has_site_and_region(als_60s):
+    _, _, an = als_60s
+    ev = an.events
+    assert set(ev["trial_type"]) <= {"fasciculation", "cramp", "artifact", "voluntary"}
+    assert (
+        ev["site"].notna().all()
+        and ev["region"].isin(["bulbar", "cervical", "thoracic", "lumbosacral", "unknown"]).all()
+    )
+    f = ev[ev["trial_type"] == "fasciculation"]
+    assert (f["amplitude_uv"] >= an.config.fasc_min_pp_uv).all()
+    assert f["duration_ms"].between(1, 60).all()
+    assert (f["phases"] >= 1).all()
+    # Sample and onset agree.
+    assert np.allclose(ev["sample"] / an.fs, ev["onset"], atol=1e-6)
+
+
+def test_ecg_and_common_mode_are_artefacts_not_fasciculations(als_60s):
+    _, _, an = als_60s
+    ev = an.events
+    art = ev[ev["trial_type"] == "artifact"]
+    assert len(art) > 20  # the simulator puts ECG on trunk and proximal channels
+    assert set(art["reason"]) <= {"ecg", "common-mode", "clipped"}
+    # Trunk sites keep their real fasciculations but not the heart beats:
+    # fewer than one counted per heart beat.
+    trunk = ev[(ev["trial_type"] == "fasciculation") & (ev["region"] == "thoracic")]
+    assert len(trunk) < 0.5 * len(art)
+
+
+def test_cramps_detected_with_onset_and_offset(cramps_60s):
+    rec, truth, an = cramps_60s
+    o = _overall(an, truth, rec.duration_s, "cramp")
+    assert o["n_true"] >= 2
+    assert o["sensitivity"] >= 0.95 and o["precision"] >= 0.95, o
+    ev = an.events
+    cr = ev[ev["trial_type"] == "cramp"]
+    tc = truth[truth["trial_type"] == "cramp"]
+    for _, t in tc.iterrows():
+        d = cr[(cr["site"] == t["site"]) & (cr["side"] == t["side"])]
+        err_on = np.min(np.abs(d["onset"] - t["onset"]))
+        err_off = np.min(np.abs(d["onset"] + d["duration"] - t["onset"] - t["duration"]))
+        assert err_on <= 0.5 and err_off <= 0.5
+    assert (
+        cr["mean_amplitude_uv"].gt(0).all()
+        and (cr["amplitude_uv"] >= cr["mean_amplitude_uv"]).all()
+    )
+
+
+def test_no_fasciculation_inside_cramps(cramps_60s):
+    _, _, an = cramps_60s
+    ev = an.events
+    cr = ev[ev["trial_type"].isin(["cramp", "voluntary"])]
+    f = ev[ev["trial_type"] == "fasciculation"]
+    for _, c in cr.iterrows():
+        same = f[(f["site"] == c["site"]) & (f["side"] == c["side"])]
+        inside = same["peak_s"].between(c["onset"], c["onset"] + c["duration"])
+        assert not inside.any()
+
+
+def test_healthy_has_almost_no_false_fasciculations(healthy_120s):
+    rec, truth, an = healthy_120s
+    f = an.events[an.events["trial_type"] == "fasciculation"]
+    channel_hours = rec.n_channels * rec.duration_s / 3600
+    # Target: <= 1 false fasciculation per channel-hour; 120 s x 16 ch is 0.53 ch-h.
+    assert len(f) <= max(2, 2 * channel_hours)
+
+
+def test_sites_report_rest_time(als_60s):
+    rec, _, an = als_60s
+    for s in an.sites:
+        assert 0 < s.rest_s <= rec.duration_s
+        assert s.excluded_s["warmup"] > 0
+
+
+def test_features_columns_filled_after_finalize(als_60s):
+    _, _, an = als_60s
+    f = an.events[an.events["trial_type"] == "fasciculation"]
+    assert f["shape"].notna().all() and (f["shape"] >= 0).all()
+    assert set(f["discharge"]) <= {"isolated", "continual", "n/a"}
+    assert f["multiplet"].notna().all()
+    assert pd.api.types.is_bool_dtype(f["pair"].dtype) or f["pair"].isin([True, False]).all()
+
+
+def test_waveforms_point_at_their_events(als_60s):
+    _, _, an = als_60s
+    for s in an.sites:
+        if len(s.waveforms) == 0:
+            continue
+        rows = an.events.iloc[s.waveform_event_index]
+        assert (rows["trial_type"] == "fasciculation").all()
+        assert (rows["site"] == s.site).all() and (rows["side"] == s.side).all()
+        # The stored waveform's peak-to-peak is at least the reported amplitude's order.
+        pp = s.waveforms.max(axis=1) - s.waveforms.min(axis=1)
+        assert np.all(pp >= 0.9 * rows["amplitude_uv"].to_numpy())
