@@ -65,6 +65,9 @@ SIDECAR = "session.json"
 RECORDING = "recording.edf"
 PHYSICAL_RANGE_UV = (-5000.0, 5000.0)
 EDF_DIGITAL = (-32768, 32767)
+#: EDF+ annotation room per record: ~60 short event annotations per second
+#: before they queue up (they are never dropped, only delayed to later records).
+ANNOTATION_BYTES = 2048
 
 
 @dataclass
@@ -339,6 +342,7 @@ class _Session:
             physical_range_uv=self.opts.physical_range_uv,
             fsync=self.opts.fsync,
             start_time=self.started_at.replace(tzinfo=None),
+            annotation_bytes=ANNOTATION_BYTES,
         )
         try:
             from emgtool.pipeline import init_state
