@@ -48,6 +48,8 @@ PATTERNS = ("none", "focal", "multifocal", "widespread")
 
 #: Polyphasic: more than this many phases.
 POLYPHASIC_PHASES = 4
+#: Rejected events shorter than this (s) do not end inter-fasciculation intervals.
+IFI_BLANK_S = 0.25
 
 FASC = "fasciculation"
 CRAMP = "cramp"
@@ -169,12 +171,13 @@ def _split_events(analysis) -> dict:
 
 
 def excluded_spans_s(
-    analysis, site_result, split: dict | None = None
+    analysis, site_result, split: dict | None = None, min_event_s: float = 0.0
 ) -> list[tuple[float, float]]:
     """Spans (s) in which the site was not observed at rest, merged and sorted.
 
     Gaps (plus the filter warm-up after each), and every cramp, voluntary
-    and artefact event at the site or on one of its channels.
+    and artefact event at the site or on one of its channels that lasts at
+    least ``min_event_s`` (gaps always count).
     """
     fs = analysis.fs
     warm = float(getattr(analysis.config, "warmup_s", 0.0) or 0.0)
@@ -185,9 +188,10 @@ def excluded_spans_s(
         here = _at_site(ev, site_result.site, site_result.side)
         chans = set(site_result.channels)
         on_chan = np.array([bool(c & chans) for c in split["nonfasc_chans"]], dtype=bool)
-        sel = here | on_chan
+        du_all = np.nan_to_num(ev["duration"].to_numpy(dtype=float), nan=0.0)
+        sel = (here | on_chan) & (du_all >= min_event_s)
         on = ev["onset"].to_numpy(dtype=float)[sel]
-        du = np.nan_to_num(ev["duration"].to_numpy(dtype=float)[sel], nan=0.0)
+        du = du_all[sel]
         spans += list(zip(on, on + du, strict=True))
     spans.sort()
     merged: list[list[float]] = []
@@ -305,7 +309,10 @@ def _site_summary(analysis, sr, rule: InvolvementRule, split: dict) -> dict:
     pair_known = pair.dropna()
     iso, iso_known = _isolated(f, cfg.isolated_ms / 1000.0)
 
-    spans = excluded_spans_s(analysis, sr, split)
+    # Brief rejections (ECG beats, single artefact spikes: < IFI_BLANK_S) only blank a
+    # few ms; letting them break intervals would drop most long IFIs on ECG-laden
+    # sites and bias the statistics towards short intervals.
+    spans = excluded_spans_s(analysis, sr, split, min_event_s=IFI_BLANK_S)
     ifi = _valid_intervals(f["onset"].to_numpy(dtype=float), spans) * 1000.0
     ifi_q = _quantiles(ifi)
 

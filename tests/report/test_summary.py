@@ -278,3 +278,24 @@ def test_identity_only_when_present(factory, spec):
     s = summarize(a)
     assert s["identity"] == {"subject": "X"}
     assert s["recording"]["file"] == "rec.edf"
+
+
+def test_brief_ecg_blanks_do_not_break_intervals(factory, spec):
+    on = [10.0, 12.0, 14.0, 16.0]
+    ecg = [
+        dict(
+            onset=t,
+            duration=0.03,
+            trial_type="artifact",
+            sample=int(t * 2000),
+            site="biceps",
+            side="L",
+            region="cervical",
+            channel="biceps L",
+            reason="ecg",
+        )
+        for t in np.arange(10.5, 16.0, 1.0)
+    ]
+    a = factory([spec("biceps", "L", "cervical", onsets=on)], duration_s=30, extra_events=ecg)
+    s = _site(summarize(a), "biceps L")
+    assert s["ifi_count"] == 3 and s["ifi_median_ms"] == pytest.approx(2000.0)
