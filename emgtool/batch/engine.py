@@ -233,12 +233,12 @@ def _dask_pool(
 # --- driver ---------------------------------------------------------------
 
 
-def _progress(total: int, enabled: bool):
+def _progress(total: int, enabled: bool, desc: str = "emgtool batch"):
     from tqdm import tqdm
 
     return tqdm(
         total=total,
-        desc="emgtool batch",
+        desc=desc,
         unit="file",
         disable=not enabled or total == 0,
         file=sys.stderr,
@@ -296,7 +296,6 @@ def run_batch(
     >>> res.line()  # doctest: +SKIP
     'done 20, skipped 0, failed 0'
     """
-    from emgtool.batch import cohort
 
     t0 = time.perf_counter()
     if engine not in ("dask", "serial"):
@@ -310,9 +309,51 @@ def run_batch(
     items = discover(list(inputs), exclude=out)
     out.mkdir(parents=True, exist_ok=True)
     lock = _lock(out)
+    try:
+        return _run_locked(
+            items,
+            out,
+            t0,
+            config=config,
+            input_kwargs=dict(input_kwargs or {}),
+            workers=workers,
+            scheduler=scheduler,
+            scheduler_file=scheduler_file,
+            engine=engine,
+            retry_errors=retry_errors,
+            analyze=analyze,
+            keep_identity=keep_identity,
+            progress=progress,
+            debug=debug,
+            on_result=on_result,
+        )
+    finally:
+        lock.close()
+
+
+def _run_locked(
+    items: list[Item],
+    out: Path,
+    t0: float,
+    *,
+    config: DetectorConfig,
+    input_kwargs: dict,
+    workers: int | None,
+    scheduler: str | None,
+    scheduler_file: str | None,
+    engine: str,
+    retry_errors: bool,
+    analyze: str,
+    keep_identity: bool,
+    progress: bool,
+    debug: bool,
+    on_result: Callable | None,
+) -> BatchResult:
+    from emgtool.batch import cohort
+
     _clean_tmp(out / TMP_DIR)
     result = BatchResult(out_dir=out)
-    global_kw = dict(input_kwargs or {})
+    global_kw = input_kwargs
 
     with (
         Catalog(out / "catalog.sqlite") as cat,
@@ -340,14 +381,17 @@ def run_batch(
             else:
                 to_hash.append(it)
         fresh = []
+        hbar = _progress(len(to_hash), progress, desc="hashing")
         for i, h in pool.map_unordered(hash_file, [str(it.path) for it in to_hash]):
             it = to_hash[i]
+            hbar.update(1)
             if isinstance(h, Exception) or "error" in h:
                 reason = str(h) if isinstance(h, Exception) else h["error"]
                 result.failures.append(_failure(it.path, "", "error", 1, reason))
                 continue
             shas[it.path] = h["sha256"]
             fresh.append((str(it.path), h["size_bytes"], h["mtime_ns"], h["sha256"]))
+        hbar.close()
         cat.remember_files(fresh)
 
         # 2. plan: what is done, what to adopt from disk, what to run
@@ -364,7 +408,7 @@ def run_batch(
                 kw.pop("sites", None)  # the dataset's own channel table wins
             ph = params_hash(config, kw, analyze, keep_identity)
             key = (sha, ph)
-            if key in jobs or key in wanted:
+            if key in current:
                 result.skipped += 1  # same content under another name
                 continue
             wanted.append(key)
@@ -485,7 +529,6 @@ def run_batch(
     import shutil
 
     shutil.rmtree(out / TMP_DIR / "dask", ignore_errors=True)  # workers are gone
-    lock.close()
     result.seconds = time.perf_counter() - t0
     return result
 
