@@ -267,3 +267,18 @@ def test_import_emgtool_does_not_import_dask():
     code = "import sys, emgtool, emgtool.cli; print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_one_driver_per_results_folder(recordings, tmp_path):
+    from emgtool.batch.engine import _lock
+
+    recordings(1)
+    out = tmp_path / "out"
+    out.mkdir()
+    held = _lock(out)
+    try:
+        with pytest.raises(EmgtoolError, match="another emgtool batch"):
+            run_batch([tmp_path / "data"], out, engine="serial", analyze=FAKE)
+    finally:
+        held.close()
+    assert run_batch([tmp_path / "data"], out, engine="serial", analyze=FAKE).done == 1
