@@ -299,3 +299,14 @@ def test_brief_ecg_blanks_do_not_break_intervals(factory, spec):
     a = factory([spec("biceps", "L", "cervical", onsets=on)], duration_s=30, extra_events=ecg)
     s = _site(summarize(a), "biceps L")
     assert s["ifi_count"] == 3 and s["ifi_median_ms"] == pytest.approx(2000.0)
+
+
+def test_schema_doc_describes_every_key(als_analysis):
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "summary-schema.md").read_text(encoding="utf-8")
+    s = summarize(als_analysis)
+    keys = set(s) | set(s["recording"]) | set(s["sites"][0]) | set(s["regions"][0])
+    keys |= set(s["spread"]) | set(s["quality"]) | set(s["involvement_rule"])
+    missing = sorted(k for k in keys if f"`{k}`" not in doc)
+    assert missing == []
