@@ -6,7 +6,9 @@ template here is built from alternating-sign half-sine lobes (one lobe per
 phase) on a fine time grid, lightly smoothed, then point-sampled at ``fs``.
 Lobes that share a boundary cross zero exactly there, so the number of phases
 is known by construction; a third of the units get a small serration (an
-extra turn without a baseline crossing), as complex potentials do.
+extra turn without a baseline crossing), as complex potentials do.  The
+positive and negative lobes are balanced to zero net area (no DC), as in a
+bipolar recording of a propagating potential.
 
 The truth ``phases`` and ``turns`` are measured on the sampled template
 with :func:`count_phases` and :func:`count_turns` (rules in
@@ -150,6 +152,12 @@ def make_muap(
     t_s = np.arange(n) * 1000.0 / fs  # ms
     wave = np.interp(t_s, t_ms, fine, right=0.0)
     wave = np.concatenate([[0.0], wave, [0.0]])  # start and end at the baseline
+    # Zero net area: a bipolar surface recording of a propagating potential has
+    # no DC content, and a net area would make every high-pass filter ring
+    # after the potential (a spurious second deflection ~30 ms later).
+    pos, neg = wave[wave > 0].sum(), -wave[wave < 0].sum()
+    if pos > 0 and neg > 0:
+        wave = np.where(wave > 0, wave * np.sqrt(neg / pos), wave * np.sqrt(pos / neg))
     wave /= np.ptp(wave)
     return Muap(
         wave=wave,
