@@ -389,3 +389,24 @@ def test_cli_bad_file_is_one_line_exit_2(tmp_path, capsys, problem):
     assert rc == 2
     assert err.startswith("emgtool: error:") and "bad.tsv" in err
     assert len(err.splitlines()) == 1
+
+
+def test_cli_takes_duration_from_summary_json(tmp_path, capsys):
+    write_events_tsv(ev([1.0, 2.0]), tmp_path / "events.tsv")
+    write_events_tsv(ev([1.0]), tmp_path / "truth.tsv")
+    (tmp_path / "summary.json").write_text(json.dumps({"recording": {"duration_s": 120.0}}))
+    rc = main(
+        [
+            "evaluate",
+            str(tmp_path / "events.tsv"),
+            str(tmp_path / "truth.tsv"),
+            "--json",
+            str(tmp_path / "s.json"),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert "warning" not in captured.err
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert doc["duration_s"] == 120.0 and doc["duration_inferred"] is False
+    assert doc["fasciculation"]["overall"]["detected_rate_per_min"] == pytest.approx(1.0)
