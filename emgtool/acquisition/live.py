@@ -607,6 +607,14 @@ def _handle(ses: _Session, ev: PortEvent) -> bool:
             ses.asked_header = ev.t
             if ses.decoder.protocol == "csv":
                 ses.source.write(b"v")
+        if ses.fs and (ses.decoder.fs != ses.fs or ses.decoder.n_channels != len(ses.channels)):
+            ev.message = (
+                f"the device now streams {ses.decoder.n_channels} channels at "
+                f"{ses.decoder.fs:g} Hz instead of {len(ses.channels)} at {ses.fs:g} Hz; "
+                "stopping (start a new recording for the new settings)"
+            )
+            ses.screen.say(f"emgtool: {ev.message}")
+            return True
         if x.shape[1] and ses.fs:
             off, scale = protocols.scale_uv(ses.decoder)
             ses.add_samples((x - off[:, None]) * scale[:, None], ev.t)
@@ -630,6 +638,8 @@ def _handle(ses: _Session, ev: PortEvent) -> bool:
             ses.connected = True
             if ses.source.make_decoder is not None:
                 ses.decoder = ses.source.make_decoder()
+                if ses.fs and not ses.decoder.fs:  # CSV: keep placing lines until the header
+                    ses.decoder = ses.decoder.replace(fs=ses.fs, n_channels=len(ses.channels))
             ses.device_events.append(
                 {"t_s": round(ev.t - ses.t_start, 3), "kind": "reconnected", "message": ev.message}
             )

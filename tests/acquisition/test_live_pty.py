@@ -266,3 +266,90 @@ def test_cyton_fake_handshake_and_faults_over_pty(fake):
     uv = (x - off[:, None]) * scale[:, None]
     # sample indices stay true: every decoded sample matches what was sent at that index
     assert np.allclose(uv[:, good], sent[:, :n][:, good], atol=0.03)
+
+
+@pytest.mark.filterwarnings("ignore::emgtool.errors.EmgtoolWarning")  # low fs / uncalibrated
+@pytest.mark.parametrize(
+    "protocol,n_ch,fs,extra",
+    [
+        ("cyton", 8, 250, []),
+        ("cyton-daisy", 16, 125, []),
+        ("p2", 6, 256, []),
+        ("spikershield", 3, 10000 / 3, ["--channels", "3"]),
+    ],
+)
+def test_each_protocol_records_through_a_pty(tmp_path, fake, protocol, n_ch, fs, extra):
+    from emgtool.io import read
+
+    dev = fake(protocol=protocol, n_channels=3 if protocol == "spikershield" else None, seed=2)
+    dev.keep_sent = True
+    out = tmp_path / "rec"
+    argv = [
+        "record",
+        "--port",
+        dev.path,
+        "--protocol",
+        protocol,
+        "--out",
+        str(out),
+        "--view",
+        "off",
+        "--no-report",
+        "--duration",
+        "2",
+        *extra,
+    ]
+    from emgtool.cli import main
+
+    assert main(argv) == 0
+    rec = read(out / "recording.edf")
+    side = sidecar(out)
+    assert rec.n_channels == n_ch and rec.fs == pytest.approx(fs, rel=1e-6)
+    assert rec.n_samples == round(2 * fs) and side["decoder"]["lost_frames"] == 0
+    if protocol.startswith("cyton"):
+        # streaming starts at 'b', so the file starts with the first sample sent
+        sent = np.concatenate(dev.sent_uv, axis=1)[:, : rec.n_samples]
+        first = 1 if protocol == "cyton-daisy" else 0  # Daisy's first row is half empty
+        err = np.abs(rec.data[:, first:] - np.clip(sent[:, first:], -5000, 5000))
+        assert np.max(err) < 0.2  # counts → µV with the tracked gain, then the EDF step
+        assert any(e["kind"] == "banner" and "$$$" in e["message"] for e in side["device_events"])
+
+
+def test_fake_device_command_prints_a_port_that_streams(tmp_path):
+    from emgtool.acquisition import protocols
+    from emgtool.acquisition.serialport import open_port
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "emgtool",
+        "fake-device",
+        "--protocol",
+        "p2",
+        "--duration",
+        "20",
+        "--wrap-counter",
+        "--garbage-every",
+        "40",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        path = proc.stdout.readline().strip()
+        assert path.startswith("/dev/")
+        ser = open_port(path, 57600)
+        st = protocols.make_decoder("p2")
+        t_end = time.monotonic() + 1.5
+        while time.monotonic() < t_end:
+            _x, _c, st = protocols.feed(ser.read(ser.in_waiting or 1), st)
+        ser.close()
+        assert st.stats["frames"] >= 200  # 256 Hz
+        assert st.stats["lost_frames"] == 0 and st.stats["skipped_bytes"] >= 7  # garbage skipped
+        assert st.last_abs > 256  # the counter wrapped (started at 200)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "sent" in err
