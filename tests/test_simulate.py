@@ -151,8 +151,22 @@ def test_cramps_scenario():
 
 
 def test_fasciculations_avoid_bursts_and_motion():
-    _, truth = simulate("als-widespread", 240.0, seed=8, n_voluntary=3, n_cramps=1)
+    sim = simulate_parts(
+        "als-widespread", 240.0, seed=8, n_voluntary=3, n_cramps=1, keep_parts=True
+    )
+    truth, rec, burst = sim.truth, sim.recording, sim.parts["burst"]
     fp = _fp(truth)
+    # Every burst is in the signal exactly where the truth puts it, and nowhere else.
+    inside = np.zeros(burst.shape, bool)
+    for _, b in truth[truth.trial_type.isin(["cramp", "voluntary"])].iterrows():
+        a, z = int(b["sample"]), int(round((b.onset + b.duration) * rec.fs))
+        for lab in b.channel.split("|"):
+            ch = rec.labels.index(lab)
+            inside[ch, a:z] = True
+            rms = np.sqrt(np.mean(burst[ch, a:z].astype(float) ** 2))
+            assert rms > 0.2 * b.amplitude_uv
+            assert np.max(np.abs(burst[ch, a:z])) > 0
+    assert np.all(burst[~inside] == 0)
     bursts = truth[truth.trial_type.isin(["cramp", "voluntary"])]
     assert set(bursts.trial_type) == {"cramp", "voluntary"}
     for _, b in bursts.iterrows():
@@ -345,6 +359,18 @@ def test_edf_reads_back_through_mne(tmp_path, scenario):
     )
 
 
+def test_bdf_output(tmp_path):
+    mne = pytest.importorskip("mne")
+    path = tmp_path / "rec.bdf"
+    rec, _ = simulate_to_file(path, "bfs-focal", 3.0, seed=2, sites=["Gastroc med L", "Soleus R"])
+    raw = mne.io.read_raw_bdf(path, preload=True, verbose="error")
+    labels, step = _edf_steps(path)
+    step = np.array([step[labels.index(lab)] for lab in rec.labels])
+    err = np.abs(raw.get_data() * 1e6 - rec.data).max(axis=1)
+    assert np.all(err <= 0.51 * step + 1e-6)
+    assert step.max() < 1e-3  # 24 bits
+
+
 def test_csv_output_and_errors(tmp_path):
     path = tmp_path / "rec.csv"
     rec, truth = simulate_to_file(path, "healthy", 2.0, seed=0, sites=["Biceps L", "TA R"])
@@ -388,6 +414,28 @@ def test_cli_simulate(tmp_path, capsys):
     )
     assert out.exists() and (tmp_path / "s.truth.tsv").exists()
     assert "bfs-focal" not in capsys.readouterr().err
+    out = tmp_path / "c.csv"
+    argv = [
+        "simulate",
+        str(out),
+        "--scenario",
+        "cramps",
+        "--duration",
+        "30",
+        "--cramps",
+        "1",
+        "--sites",
+        "Gastroc med L,Biceps R",
+        "--fp-rate",
+        "30",
+        "--fs",
+        "1000",
+    ]
+    assert main(argv) == 0
+    truth = read_events_tsv(tmp_path / "c.truth.tsv")
+    assert (truth.trial_type == "cramp").sum() == 1
+    assert set(truth.site) <= {"gastrocnemius_medial", "biceps", "unknown"}
+    assert out.read_text().splitlines()[0] == "time_s,Gastroc med L (uV),Biceps R (uV)"
     assert main(["simulate", str(tmp_path / "t.edf"), "--nuisances", "hum"]) == 2
     assert "unknown nuisance" in capsys.readouterr().err
     with pytest.raises(SystemExit):
