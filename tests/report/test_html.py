@@ -65,9 +65,17 @@ def _parse(html):
     return p
 
 
-def test_self_contained_with_every_section(als_analysis):
-    s = summarize(als_analysis)
-    html = render_report(als_analysis, s)
+@pytest.fixture(scope="module")
+def als_rendered():
+    from conftest import ALS_SITES, make_analysis
+
+    a = make_analysis(ALS_SITES, duration_s=300.0, seed=1)
+    s = summarize(a)
+    return s, render_report(a, s)
+
+
+def test_self_contained_with_every_section(als_rendered):
+    s, html = als_rendered
     p = _parse(html)
     assert set(SECTIONS) <= p.ids
     for tag, ref in p.refs:
@@ -80,9 +88,9 @@ def test_self_contained_with_every_section(als_analysis):
     assert "research tool" in html.lower()
 
 
-def test_site_numbers_equal_summary(als_analysis):
-    s = summarize(als_analysis)
-    p = _parse(render_report(als_analysis, s))
+def test_site_numbers_equal_summary(als_rendered):
+    s, html = als_rendered
+    p = _parse(html)
     by_site = {(x["site"], x["side"]): x for x in s["sites"]}
     seen = 0
     for (site, side), key, raw, text in p.cells:
