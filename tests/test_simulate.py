@@ -488,3 +488,12 @@ def test_bundled_truth_is_reproducible(tmp_path):
     assert fp["region"].nunique() == 4 and {"L", "R"} <= set(fp["side"])
     assert (demo.trial_type == "cramp").sum() >= 1
     assert (repo / "emgtool/data/demo.edf").stat().st_size < 6.5e6
+
+
+def test_edf_of_fractional_duration_is_not_padded(tmp_path):
+    mne = pytest.importorskip("mne")
+    path = tmp_path / "short.edf"
+    rec, _ = simulate_to_file(path, "healthy", 2.5, seed=0, sites=["Biceps L"], nuisances="white")
+    raw = mne.io.read_raw_edf(path, preload=True, verbose="error")
+    assert raw.n_times == rec.n_samples == 5120
+    assert raw.info["sfreq"] == 2048.0

@@ -142,6 +142,19 @@ def simulate(
     return sim.recording, sim.truth
 
 
+def _record_s(n: int, fs: float) -> float:
+    """Longest EDF data-record duration ≤ 1 s that divides the recording exactly.
+
+    The duration must fit EDF's 8-character field exactly, or readers would
+    derive a wrong sampling rate; if none does, 1 s (edfio pads the end).
+    """
+    for r in range(min(n, int(fs)), 0, -1):
+        d = r / fs
+        if n % r == 0 and r == round(d * fs) and len(f"{d:.8g}") <= 8 and float(f"{d:.8g}") == d:
+            return d
+    return 1.0
+
+
 def truth_path(path: str | Path) -> Path:
     """``rec.edf`` → ``rec.truth.tsv`` (next to the recording)."""
     path = Path(path)
@@ -178,7 +191,7 @@ def simulate_to_file(
                 f"{path}: EDF channel labels have at most {EDF_LABEL_MAX} characters; "
                 f"shorten {', '.join(repr(x) for x in long)} or write CSV"
             )
-        write_edf(path, rec)
+        write_edf(path, rec, record_s=_record_s(rec.n_samples, rec.fs))
     else:
         write_csv(path, rec)
     write_events_tsv(truth, truth_path(path))
