@@ -243,7 +243,8 @@ def _match_cramp(det: pd.DataFrame, truth: pd.DataFrame, rows_d, rows_t, min_iou
     if len(d_on) == 0 or len(t_on) == 0:
         return np.zeros((0, 2), np.int64)
     lo_all = min(d_on.min(), t_on.min())
-    span = float(max((d_on + d_dur).max(), (t_on + t_dur).max()) - lo_all) + 10.0
+    # Windows reach back by the longest detection: keep sites further apart than that.
+    span = float(max((d_on + d_dur).max(), (t_on + t_dur).max()) - lo_all) + d_dur.max() + 10.0
     gd, gt = _group_offsets(_site_keys(det.iloc[rows_d]), _site_keys(truth.iloc[rows_t]), span)
     # Overlapping intervals: a detection's onset lies in [t0 - longest detection, t1].
     dp = d_on - lo_all + gd

@@ -197,6 +197,21 @@ def test_split_cramp_counts_once():
     assert (cramp(r)["tp"], cramp(r)["fp"], cramp(r)["fn"]) == (1, 1, 0)
 
 
+def test_long_cramp_elsewhere_does_not_let_sites_mix():
+    # A 200-s cramp on a third site widens the candidate search; a detection on
+    # site "a" that overlaps a true cramp on site "b" (IoU 0.6) must still not match.
+    det = pd.concat(
+        [
+            ev([0.0], kind="cramp", dur=200.0, site="c"),
+            ev([112.0], kind="cramp", dur=18.0, site="a"),
+        ]
+    ).reset_index(drop=True)
+    truth = ev([100.0], kind="cramp", dur=30.0, site="b")
+    r = score(det, truth)
+    assert cramp(r)["tp"] == 0
+    assert cramp(r)["fn"] == 1
+
+
 def test_cramps_on_other_site_do_not_match():
     r = score(
         ev([10.0], kind="cramp", dur=5.0, site="gastrocnemius"),
