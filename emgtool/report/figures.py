@@ -162,7 +162,7 @@ def rates_figure(summary: dict) -> Figure:
     ax.set_xlabel("fasciculations per minute of rest (95 % exact Poisson interval)", fontsize=8)
     ax.tick_params(axis="x", labelsize=8)
     ax.set_title(
-        "red = involved, blue = not involved, grey = insufficient rest; dashed = background rate",
+        "red involved · blue not involved · grey insufficient rest · dashed: background",
         fontsize=8,
         loc="left",
     )
