@@ -33,6 +33,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -311,6 +312,7 @@ class _Session:
         self.started_at = datetime.now().astimezone()
         self.recent = np.zeros((0, 0), np.float32)
         self.latencies_ms: list[float] = []
+        self.arrivals: deque = deque()  # (samples received so far, arrival time)
         self.step_ms: list[float] = []
         self.last_sidecar = 0.0
         self.status = LiveStatus()
@@ -369,6 +371,9 @@ class _Session:
         self.pending.append(x)
         self.n_pending += x.shape[1]
         self.t_last_data = t_arrival
+        self.arrivals.append((self.n_done + self.n_pending, t_arrival))
+        while len(self.arrivals) > 2000:  # ~1-3 min of reads
+            self.arrivals.popleft()
         if self.n_pending >= self.chunk_n:
             self.process(t_arrival)
 
@@ -411,12 +416,15 @@ class _Session:
             evs, self.pipe = step(chunk, self.pipe)
             dt = time.perf_counter() - t0
             self.step_ms.append(dt * 1e3)
+            now = time.monotonic()
             for e in evs:
                 self.on_event(e)
                 # latency: decided now vs arrival of the event's last sample
-                last = e.get("stop", e.get("start", 0))
-                if last >= self.n_done:
-                    self.latencies_ms.append((time.monotonic() - t_arrival) * 1e3)
+                if e.get("kind") == "fasciculation" and self.arrivals:
+                    ends = np.fromiter((a[0] for a in self.arrivals), np.int64)
+                    i = int(np.searchsorted(ends, e["stop"], side="left"))
+                    if i < len(ends):
+                        self.latencies_ms.append((now - self.arrivals[i][1]) * 1e3)
         self.n_done += block.shape[1]
         keep = int(self.fs)
         self.recent = np.concatenate([self.recent, block], axis=1)[:, -keep:]
@@ -460,6 +468,9 @@ class _Session:
             "device_events": self.device_events[-200:],
             "decoder": None if self.decoder is None else dict(self.decoder.stats),
             "reconnects": self.reconnects,
+            "event_delay_ms_median": (
+                round(float(np.median(self.latencies_ms)), 1) if self.latencies_ms else None
+            ),
             "bytes_read": self.bytes_in,
             "config": (self.opts.config or DetectorConfig()).to_dict(),
             **self.opts.info,

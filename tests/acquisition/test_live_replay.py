@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -149,3 +150,70 @@ def test_view_renders_sites_and_degrades_to_lines():
     scr.update(s)
     scr.update(s)
     assert "\x1b[" in tty.getvalue()  # redrawn in place
+
+
+def test_record_over_socket_url_stops_cleanly_when_peer_closes(tmp_path):
+    """Any pyserial URL works (Windows CI has no pty): a TCP 'device' that goes away."""
+    import socket
+
+    from emgtool.acquisition.protocols import csvline
+    from emgtool.cli import main
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    vals = np.round(np.random.default_rng(0).normal(0, 10, size=(2, 2000)), 1)
+
+    def device():
+        conn, _ = srv.accept()
+        conn.settimeout(0.01)
+        streaming, sent, t0 = False, 0, None
+        while sent < 1500:  # 1.5 s at 1 kHz, then the "cable" is pulled
+            try:
+                cmd = conn.recv(64)
+            except (TimeoutError, OSError):
+                cmd = b""
+            if b"v" in cmd:
+                conn.sendall(csvline.encode_header(1000, 2, "uV"))
+            if b"b" in cmd:
+                streaming, t0 = True, time.monotonic()
+            if streaming:
+                due = min(int((time.monotonic() - t0) * 1000), 1500)
+                if due > sent:
+                    conn.sendall(csvline.encode(vals[:, sent:due], 1000.0, sent, decimals=1))
+                    sent = due
+        conn.close()
+        srv.close()
+
+    th = threading.Thread(target=device, daemon=True)
+    th.start()
+    out = tmp_path / "rec"
+    rc = main(
+        [
+            "record",
+            "--port",
+            f"socket://127.0.0.1:{port}",
+            "--protocol",
+            "csv",
+            "--no-reconnect",
+            "--no-report",
+            "--view",
+            "off",
+            "--out",
+            str(out),
+            "--duration",
+            "30",
+        ]
+    )
+    th.join(5)
+    assert rc == 0
+    side = json.loads((out / live.SIDECAR).read_text())
+    assert side["status"] == "complete"
+    assert any(e["kind"] == "disconnected" for e in side["device_events"])
+    from emgtool.io import read
+
+    rec = read(out / "recording.edf", sites="Biceps L,Biceps R")
+    assert 1000 <= rec.n_samples <= 1500  # the first lines may go before the header
+    n = rec.n_samples
+    assert np.max(np.abs(rec.data - vals[:, 1500 - n : 1500])) < 0.2  # the last n samples sent
