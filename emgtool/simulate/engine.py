@@ -63,7 +63,7 @@ MIN_GAP_S = 0.010
 GRID_ROW_DELAY_S = 0.002
 #: A potential is listed on a channel if its p-p there is ≥ this × channel noise RMS
 #: (and ≥ VISIBLE_REL × the largest channel's p-p).
-VISIBLE_SIGMAS = 4.0
+VISIBLE_SIGMAS = 6.0
 VISIBLE_REL = 0.1
 #: Bursts draw their units' shapes from a bank this large (interference patterns
 #: do not need a unique shape per unit, and templates cost ~1 ms each).
