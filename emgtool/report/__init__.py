@@ -31,6 +31,11 @@ __all__ = [
     "write_json_atomic",
     "InvolvementRule",
     "SCHEMA_VERSION",
+    "to_mne_annotations",
+    "to_dataframe",
+    "export_edf",
+    "write_bids",
+    "write_longitudinal",
 ]
 
 
@@ -106,3 +111,21 @@ def write_report(
         ),
     }
     return paths
+
+
+_LAZY = {
+    "to_mne_annotations": "emgtool.report.exports",
+    "to_dataframe": "emgtool.report.exports",
+    "export_edf": "emgtool.report.exports",
+    "write_bids": "emgtool.report.exports",
+    "write_longitudinal": "emgtool.report.longitudinal",
+}
+
+
+def __getattr__(name):
+    # Exports pull in MNE and matplotlib: load them only when asked for.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(name)
