@@ -548,6 +548,8 @@ def _jsonable(x):
     """Plain JSON types: NaN/inf → None, numpy scalars → Python, tuples → lists."""
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
     if isinstance(x, (list, tuple, set)):
         return [_jsonable(v) for v in x]
     if isinstance(x, (bool, np.bool_)):

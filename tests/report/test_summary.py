@@ -310,3 +310,20 @@ def test_schema_doc_describes_every_key(als_analysis):
     keys |= set(s["spread"]) | set(s["quality"]) | set(s["involvement_rule"])
     missing = sorted(k for k in keys if f"`{k}`" not in doc)
     assert missing == []
+
+
+def test_numpy_and_nan_in_quality_are_valid_json(factory, spec):
+    a = factory([spec("biceps", "L", "cervical", 2)], duration_s=60)
+    a.channel_quality["biceps L"] = {
+        "noise_uv": np.float32("nan"),
+        "hist": np.arange(3),
+        "flags": ("mains",),
+    }
+    a.sites[0].excluded_s["artifact"] = np.float64(1.5)
+    s = json.loads(json.dumps(summarize(a), allow_nan=False))
+    assert s["quality"]["channels"]["biceps L"] == {
+        "noise_uv": None,
+        "hist": [0, 1, 2],
+        "flags": ["mains"],
+    }
+    assert s["sites"][0]["excluded_s"]["artifact"] == 1.5
