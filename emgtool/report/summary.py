@@ -245,6 +245,13 @@ def _multiplet_members(df: pd.DataFrame, doublet_s: float) -> int:
     return int(member.sum())
 
 
+def _bools(col: pd.Series) -> pd.Series:
+    """Known truth values of a column that may hold bools, "True"/"false" strings or NA."""
+    m = {True: True, False: False, "true": True, "false": False, "1": True, "0": False}
+    vals = [m.get(v if isinstance(v, bool) else str(v).strip().lower()) for v in col.tolist()]
+    return pd.Series([v for v in vals if v is not None], dtype=bool)
+
+
 def _isolated(df: pd.DataFrame, isolated_s: float) -> tuple[int, int]:
     """(isolated, known) counts from the ``discharge`` column or the 250 ms rule."""
     if "discharge" in df.columns:
@@ -305,8 +312,7 @@ def _site_summary(analysis, sr, rule: InvolvementRule, split: dict) -> dict:
     ph_known = ph[np.isfinite(ph)]
     shapes = _col(f, "shape")
     shapes = shapes[np.isfinite(shapes) & (shapes >= 0)]
-    pair = f["pair"].astype("boolean") if "pair" in f.columns else pd.Series([], dtype="boolean")
-    pair_known = pair.dropna()
+    pair_known = _bools(f["pair"]) if "pair" in f.columns else pd.Series([], dtype=bool)
     iso, iso_known = _isolated(f, cfg.isolated_ms / 1000.0)
 
     # Brief rejections (ECG beats, single artefact spikes: < IFI_BLANK_S) only blank a

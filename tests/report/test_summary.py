@@ -327,3 +327,11 @@ def test_numpy_and_nan_in_quality_are_valid_json(factory, spec):
         "flags": ["mains"],
     }
     assert s["sites"][0]["excluded_s"]["artifact"] == 1.5
+
+
+def test_pair_column_from_text(factory, spec):
+    a = factory([spec("biceps", "L", "cervical", onsets=[1.0, 2.0, 3.0, 4.0])], duration_s=60)
+    f = a.events["trial_type"] == "fasciculation"
+    a.events["pair"] = a.events["pair"].astype(object)
+    a.events.loc[f, "pair"] = ["True", "false", pd.NA, True]
+    assert _site(summarize(a), "biceps L")["pair_pct"] == pytest.approx(100 * 2 / 3, abs=1e-3)
