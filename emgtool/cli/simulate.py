@@ -12,7 +12,7 @@ scenarios:
   als-widespread  fasciculations at every site (3-4 regions, both sides), 5-60/min per site
   bfs-focal       fasciculations confined to the calves (one or both sides), 5-30/min
   healthy         no fasciculations; nuisances only (plus occasional voluntary movement)
-  cramps          several cramps of 5-40 s at 1-2 leg sites, some fasciculations
+  cramps          several cramps (5 s to 3 min) at 1-2 leg sites, some fasciculations
   hd-grid         64-electrode 8x8 grid "Biceps L 01".."Biceps L 64"; each potential
                   spreads over neighbouring electrodes with small propagation delays
 

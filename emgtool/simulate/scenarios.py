@@ -12,7 +12,8 @@ durations.  Timing and waveforms are made by the engine.
 ``bfs-focal``      fasciculations only in the calves (gastrocnemius, soleus),
                    on both sides or one, 5-30/min; elsewhere none.
 ``healthy``        no fasciculations (rare ones in foot muscles if present).
-``cramps``         2+ cramps of 5-40 s at 1-2 leg sites, some fasciculations.
+``cramps``         2+ cramps of 5 s to 3 min (log-uniform, ≤ 1/4 of the
+                   recording) at 1-2 leg sites, some fasciculations.
 ``hd-grid``        an 8×8 grid (``Biceps L 01`` … ``64``) over one muscle,
                    20-60 FP/min from 5-10 units spreading over neighbours.
 =================  ============================================================
@@ -103,6 +104,27 @@ def _loguniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
+def _cramp_candidates(groups: list[Group]) -> tuple[list[int], np.ndarray]:
+    """Sites that may cramp and their weights: calf 4, foot 2, thigh/shin 1 (else any site)."""
+    weight = {
+        **{s: 1.0 for s in _CRAMP_PREF},
+        **{s: 2.0 for s in _FOOT},
+        **{s: 4.0 for s in _CALF},
+    }
+    cand = [g for g, grp in enumerate(groups) if grp.site in weight]
+    if not cand:
+        cand = list(range(len(groups)))
+        w = np.ones(len(cand))
+    else:
+        w = np.array([weight[groups[g].site] for g in cand])
+    return cand, w / w.sum()
+
+
+def _cramp_duration(rng: np.random.Generator, duration_s: float) -> float:
+    """Seconds to minutes: log-uniform from 5 s to 3 min, at most a quarter of the recording."""
+    return _loguniform(rng, 5.0, max(6.0, min(180.0, duration_s / 4.0)))
+
+
 def make_plan(
     scenario: str,
     groups: list[Group],
@@ -142,9 +164,9 @@ def make_plan(
                 plan.n_units[g] = int(rng.integers(1, 3))
         vol_per_s = 1 / 120
     elif scenario == "cramps":
-        pref = [g for g in range(ng) if groups[g].site in _CRAMP_PREF] or list(range(ng))
+        pref, w = _cramp_candidates(groups)
         k = min(len(pref), int(rng.integers(1, 3)))
-        cramp_sites = [int(x) for x in rng.choice(pref, size=k, replace=False)]
+        cramp_sites = [int(x) for x in rng.choice(pref, size=k, replace=False, p=w)]
         if n_cramps is None:
             n_cramps = int(np.clip(round(duration_s / 30.0), 2, 8))
         for i in range(n_cramps):
@@ -161,7 +183,7 @@ def make_plan(
             ]
             if near and rng.random() < 0.33:
                 gs.append(int(rng.choice(near)))
-            dur = rng.uniform(5.0, max(6.0, min(40.0, duration_s / 4.0)))
+            dur = _cramp_duration(rng, duration_s)
             plan.bursts.append(Burst("cramp", gs, float(dur)))
         others = [g for g in range(ng) if g not in cramp_sites]
         extra = (
@@ -187,10 +209,10 @@ def make_plan(
             plan.fp_rate_per_min[g] = float(fp_rate_per_min)
 
     if n_cramps:
-        pref = [g for g in range(ng) if groups[g].site in _CRAMP_PREF] or list(range(ng))
+        pref, w = _cramp_candidates(groups)
         for _ in range(n_cramps):
-            dur = rng.uniform(5.0, max(6.0, min(40.0, duration_s / 4.0)))
-            plan.bursts.append(Burst("cramp", [int(rng.choice(pref))], float(dur)))
+            dur = _cramp_duration(rng, duration_s)
+            plan.bursts.append(Burst("cramp", [int(rng.choice(pref, p=w))], float(dur)))
     if n_voluntary is None:
         n_voluntary = int(rng.poisson(duration_s * vol_per_s))
     for _ in range(n_voluntary):
