@@ -524,3 +524,39 @@ def test_datasets_readme_matches_files():
         want = [int(counts.get(k, 0)) for k in ("fasciculation", "cramp", "voluntary", "artifact")]
         assert got == want, name
         assert (repo / d.path).exists()
+
+
+def test_bundled_demo_file_has_every_truth_event(tmp_path):
+    """End to end on the shipped file: read demo.edf through MNE, find each truth event in it."""
+    from pathlib import Path
+
+    mne = pytest.importorskip("mne")
+    repo = Path(__file__).resolve().parents[1]
+    raw = mne.io.read_raw_edf(repo / "emgtool/data/demo.edf", preload=True, verbose="error")
+    fs = raw.info["sfreq"]
+    x = _highpass(raw.get_data() * 1e6, fs)
+    labels = raw.ch_names
+    truth = read_events_tsv(repo / "emgtool/data/demo.truth.tsv")
+    fp = _fp(truth)
+    n_ok = n = 0
+    for _, site in fp.groupby(["site", "side"]):
+        on = site["sample"].to_numpy()
+        off = on + np.round(site["duration"].to_numpy() * fs).astype(int)
+        for i, (_, e) in enumerate(site.iterrows()):
+            if (i > 0 and off[i - 1] > on[i]) or (i + 1 < len(site) and on[i + 1] < off[i]):
+                continue  # overlapped by a doublet partner
+            ch = labels.index(e.channel.split("|")[0])
+            n += 1
+            n_ok += np.ptp(x[ch, on[i] : off[i]]) > 0.6 * e.amplitude_uv
+    assert n > 400 and n_ok == n
+    busy = np.zeros(x.shape[1], bool)
+    for _, b in truth[truth.trial_type != "fasciculation"].iterrows():
+        busy[max(0, int(b["sample"] - fs)) : int(b["sample"] + (b.duration + 1) * fs)] = True
+    for _, c in truth[truth.trial_type == "cramp"].iterrows():
+        ch = labels.index(c.channel.split("|")[0])
+        a, z = int(c["sample"]), int(c["sample"] + c.duration * fs)
+        assert np.sqrt(np.mean(x[ch, a:z] ** 2)) > 3 * np.sqrt(np.mean(x[ch, ~busy] ** 2))
+    for _, m in truth[truth.reason == "motion"].iterrows():
+        a = int(m["sample"])
+        chans = [labels.index(lab) for lab in m.channel.split("|")]
+        assert np.max(np.abs(x[chans, a : a + int(m.duration * fs) + 1])) > 0.3 * m.amplitude_uv
