@@ -24,10 +24,17 @@ from emgtool.config import DetectorConfig
 from emgtool.errors import EmgtoolError
 from emgtool.events import write_events_tsv
 from emgtool.io import Source, as_source
-from emgtool.pipeline.core import flush, init_state, step
+from emgtool.pipeline.core import PROBE_S, flush, init_state, step
 from emgtool.pipeline.finalize import finalize
 
-__all__ = ["analyze", "analyze_source", "analyze_to_dir", "write_outputs", "OFFLINE_CHUNK_S"]
+__all__ = [
+    "analyze",
+    "analyze_source",
+    "quality_warnings",
+    "analyze_to_dir",
+    "write_outputs",
+    "OFFLINE_CHUNK_S",
+]
 
 #: Offline chunk length.  Long chunks amortise per-call overhead (sosfilt runs
 #: at its plateau from a few thousand samples); results do not depend on it.
@@ -47,6 +54,35 @@ def recording_id(src: Source) -> str:
         first = src.read(0, min(src.n_samples, int(src.fs)))
         h.update(first.data.tobytes())
     return "rec-" + h.hexdigest()[:12]
+
+
+def quality_warnings(an: Analysis) -> list[str]:
+    """Say which channels were flat or clipped (flags alone are easy to miss).
+
+    A flat channel is also "clipped" (every sample equals the extreme), so it is
+    named once, as flat.  Flat channels a warning already names are skipped.
+    """
+    flat, clipped = [], []
+    for label, q in (an.channel_quality or {}).items():
+        flags = set((q or {}).get("flags") or [])
+        if "flat" in flags:
+            flat.append(label)
+        elif "clipped" in flags:
+            clipped.append(f"{label} ({float(q.get('clipped_s') or 0.0):.1f} s)")
+    said = " ".join(an.warnings)
+    flat = [f for f in flat if f not in said]  # e.g. already named as mains-dominated
+    out = []
+    if flat:
+        out.append(
+            "flat channel(s) (no signal: electrode off or amplifier saturated), "
+            "excluded from detection: " + ", ".join(flat)
+        )
+    if clipped:
+        out.append(
+            "clipped channel(s) (samples at the amplifier's limit), clipped spans excluded: "
+            + ", ".join(clipped)
+        )
+    return out
 
 
 def analyze_source(
@@ -83,6 +119,15 @@ def analyze_source(
     }
     an = finalize(state, recording_id=recording_id(src), source=source)
     an.warnings = list(src.meta.get("warnings", [])) + an.warnings
+    an.warnings += [w for w in quality_warnings(an) if w not in an.warnings]
+    if src.n_samples < PROBE_S * src.fs:
+        # Nothing is wrong with the file, but zero counts would read as "no fasciculations".
+        # (No file name here: warnings go into summary.json.)
+        an.warnings.append(
+            f"the recording holds only {src.n_samples} samples "
+            f"({src.n_samples / src.fs:.3g} s); at least {PROBE_S:g} s are needed to estimate "
+            "mains and the noise floor, so these counts are not meaningful"
+        )
     if keep_identity:
         an.identity = dict(src.meta.get("identity", {}))
     return an

@@ -39,7 +39,7 @@ from emgtool.config import DetectorConfig
 from emgtool.pipeline import dsp
 from emgtool.pipeline.ecg import ECG_SITES, CardiacTracker, bootstrap, classify
 from emgtool.pipeline.features import waveform_features
-from emgtool.pipeline.runs import find_runs, merge_runs
+from emgtool.pipeline.runs import find_runs
 from emgtool.recording import Channel, Recording
 
 __all__ = ["PipelineState", "init_state", "step", "flush", "site_groups"]
@@ -133,6 +133,7 @@ class PipelineState:
     block_acc: list = field(default_factory=list)
     probe_sd: NDArray | None = None
     block_active: dict = field(default_factory=dict)  # block -> active bins per channel
+    sd_cache: dict = field(default_factory=dict)  # block -> noise SD in force
     block_bins: dict = field(default_factory=dict)  # block -> bins counted
     n_probe_blocks: int = 0
     # bins
@@ -145,7 +146,8 @@ class PipelineState:
     run_last: NDArray | None = None
     sustained: list = field(default_factory=list)  # per site list of [start_bin, stop_bin)
     # exclusions (absolute samples), per channel
-    excl: list = field(default_factory=list)  # per channel list of (a, b, reason)
+    excl: list = field(default_factory=list)  # per channel list of (a, b, reason), recent
+    excl_done: list = field(default_factory=list)  # per channel, spans that can no longer matter
     gaps: list = field(default_factory=list)  # (a, b) where every channel is NaN
     nan_open: NDArray | None = None  # per channel start of an open NaN run, -1 if none
     nan_tail: NDArray | None = None  # per channel: last sample seen was NaN
@@ -210,6 +212,7 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
     st.run_last = np.full(n_sites, -1, np.int64)
     st.sustained = [[] for _ in range(n_sites)]
     st.excl = [[] for _ in range(n_ch)]
+    st.excl_done = [[] for _ in range(n_ch)]
     st.nan_open = np.full(n_ch, -1, np.int64)
     st.nan_tail = np.zeros(n_ch, bool)
     st.seg_done_until = np.zeros(n_sites, np.int64)
@@ -375,27 +378,42 @@ def _filter(st: PipelineState, raw: NDArray, a0: int) -> NDArray:
 
 
 def _mark_clipping(st: PipelineState, raw: NDArray, a0: int) -> None:
+    """Record runs of >= CLIP_RUN identical samples at the channel's extreme as clipped.
+
+    The extreme is the running maximum of |x| up to the run (not the chunk's),
+    so the decision is the same for any chunking.
+    """
     n_ch, n = raw.shape
     if n == 0:
         return
     ctx = st.raw_tail
-    x = np.concatenate([ctx, raw], axis=1)
+    x = np.concatenate([ctx, raw], axis=1) if ctx.shape[1] else raw
     c0 = a0 - ctx.shape[1]
-    finite = np.isfinite(x)
-    absx = np.where(finite, np.abs(x), 0)
-    running = np.maximum.accumulate(np.maximum(absx, st.raw_absmax[:, None]), axis=1)
-    st.raw_absmax = running[:, -1].astype(np.float32)
-    eq = np.zeros_like(finite)
-    eq[:, 1:] = (x[:, 1:] == x[:, :-1]) & finite[:, 1:]
-    # A run of CLIP_RUN equal samples has CLIP_RUN - 1 consecutive "equal to previous".
-    rows, s, e = find_runs(eq)
-    keep = (e - s) >= CLIP_RUN - 1
-    for r, a, b in zip(rows[keep], s[keep], e[keep], strict=True):
-        a = a - 1  # the first sample of the run
-        v = abs(float(x[r, a]))
-        if v > 0 and v >= 0.9 * float(running[r, b - 1]):
-            st.excl[r].append((c0 + int(a), c0 + int(b), "clipped"))
-    st.raw_tail = np.array(x[:, -(CLIP_RUN - 1) :], dtype=np.float32) if x.shape[1] else x
+    eq = x[:, 1:] == x[:, :-1]  # NaN never equals: gaps are not runs
+    # Screening: a run of CLIP_RUN equal samples needs CLIP_RUN - 1 equal steps in a row.
+    k = CLIP_RUN - 1
+    cand = np.flatnonzero(eq.sum(axis=1) >= k) if eq.shape[1] >= k else np.zeros(0, int)
+    prev_max = st.raw_absmax.copy()
+    st.raw_absmax = np.maximum(prev_max, np.nanmax(np.abs(raw), axis=1, initial=0.0)).astype(
+        np.float32
+    )
+    for r in cand:
+        pad = np.zeros(eq.shape[1] + 2, np.int8)
+        pad[1:-1] = eq[r]
+        d = np.diff(pad)
+        s_, e_ = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+        keep = (e_ - s_) >= k
+        if not keep.any():
+            continue
+        absx = np.where(np.isfinite(x[r]), np.abs(x[r]), 0)
+        running = np.maximum.accumulate(np.maximum(absx, prev_max[r]))
+        for a, b in zip(s_[keep], e_[keep] + 1, strict=True):  # samples [a, b) are equal
+            v = float(absx[a])
+            if v > 0 and v >= 0.9 * float(running[b - 1]):
+                st.excl[r].append((c0 + int(a), c0 + int(b), "clipped"))
+    st.raw_tail = (
+        np.array(x[:, -k:], dtype=np.float32) if x.shape[1] >= k else np.array(x, np.float32)
+    )
 
 
 def _process(st: PipelineState, raw: NDArray, final: bool, probe: bool = False) -> None:
@@ -413,6 +431,7 @@ def _process(st: PipelineState, raw: NDArray, final: bool, probe: bool = False) 
     _segment(st, final=final)
     if st.decisions_on:
         _decide(st, final=final)
+    _archive_exclusions(st)
     keep_from = st.seg_frontier - st.half_n
     if keep_from > st.buf_start:
         st.buf = st.buf[:, keep_from - st.buf_start :]
@@ -471,49 +490,95 @@ def _sd_for_block(st: PipelineState, b: int) -> NDArray:
     """Noise SD governing block ``b`` (from earlier blocks only, causal)."""
     if b < st.n_probe_blocks or len(st.block_sd) == 0:
         return st.probe_sd
+    cached = st.sd_cache.get(b)
+    if cached is not None:
+        return cached
     hist = st.block_sd[max(0, b - 10) : b]
     if not hist:
         return st.probe_sd
-    return np.percentile(np.array(hist), NOISE_PCT, axis=0).astype(np.float32)
+    sd = np.percentile(np.array(hist), NOISE_PCT, axis=0).astype(np.float32)
+    if b <= len(st.block_sd):  # every block it depends on is final
+        st.sd_cache[b] = sd
+        st.sd_cache.pop(b - 64, None)
+    return sd
 
 
-def _thresholds(st: PipelineState, a: int, b: int) -> NDArray:
-    """Per-sample threshold (n_ch, b - a) for absolute samples [a, b)."""
-    cfg = st.cfg
-    out = np.empty((len(st.channels), b - a), np.float32)
-    blk0, blk1 = a // st.block_n, (b - 1) // st.block_n
-    for blk in range(blk0, blk1 + 1):
-        s = max(a, blk * st.block_n) - a
-        e = min(b, (blk + 1) * st.block_n) - a
-        sd = _sd_for_block(st, blk)
-        out[:, s:e] = np.maximum(cfg.fasc_threshold_sd * sd, cfg.fasc_floor_uv)[:, None]
-    return out
+def _sd_matrix(st: PipelineState, samples: NDArray) -> NDArray:
+    """Noise SD of every channel at each sample: shape (n_ch, len(samples))."""
+    blocks = np.asarray(samples) // st.block_n
+    ub, inv = np.unique(blocks, return_inverse=True)
+    if len(ub) == 0:
+        return np.zeros((len(st.channels), 0), np.float32)
+    return np.stack([_sd_for_block(st, int(b)) for b in ub], axis=1)[:, inv]
 
 
 def _sd_at(st: PipelineState, samples: NDArray, chans: NDArray) -> NDArray:
-    blocks = samples // st.block_n
-    cache: dict = {}
-    out = np.empty(len(samples), np.float32)
-    for i, (blk, c) in enumerate(zip(blocks, chans, strict=True)):
-        if blk not in cache:
-            cache[blk] = _sd_for_block(st, int(blk))
-        out[i] = cache[blk][c]
-    return out
+    """Noise SD of channel ``chans[i]`` at ``samples[i]``."""
+    return _sd_matrix(st, samples)[np.asarray(chans), np.arange(len(samples))]
 
 
 # ---------------------------------------------------------------------------- exclusions
-def _excluded_mask(st: PipelineState, a: int, b: int, reasons=None) -> NDArray:
+def _excluded_mask(st: PipelineState, a: int, b: int, reasons=None, chans=None) -> NDArray:
     """(n_ch, b - a) True where a channel is excluded (gap, clipped, flat, mains...)."""
     m = np.zeros((len(st.channels), b - a), bool)
-    for c, spans in enumerate(st.excl):
-        for s, e, why in spans:
+    for c in range(len(st.channels)) if chans is None else chans:
+        for s, e, why in st.excl[c]:
             if e > a and s < b and (reasons is None or why in reasons):
                 m[c, max(s, a) - a : min(e, b) - a] = True
-        if st.nan_open[c] >= 0:
+        if st.nan_open[c] >= 0 and reasons is None:
             m[c, max(int(st.nan_open[c]), a) - a :] = True
-    if a < st.warmup_n:
+    if a < st.warmup_n and reasons is None:
         m[:, : st.warmup_n - a] = True
     return m
+
+
+def _excluded_points(st: PipelineState, ch: NDArray, t: NDArray) -> NDArray:
+    """True for each (channel, absolute sample) point that is excluded."""
+    out = t < st.warmup_n
+    for c in np.unique(ch):
+        sel = ch == c
+        tc = t[sel]
+        bad = np.zeros(len(tc), bool)
+        for s, e, _why in st.excl[c]:
+            bad |= (tc >= s) & (tc < e)
+        if st.nan_open[c] >= 0:
+            bad |= tc >= st.nan_open[c]
+        out[sel] |= bad
+    return out
+
+
+def _excluded_bins(st: PipelineState, first_sample: int, nb: int) -> NDArray:
+    """(n_ch, nb) True where a bin's first sample is excluded."""
+    m = np.zeros((len(st.channels), nb), bool)
+    bn = st.bin_n
+    end = first_sample + nb * bn
+
+    def idx(sample):  # first bin whose start >= sample
+        return int(np.clip(-(-(sample - first_sample) // bn), 0, nb))
+
+    for c, spans in enumerate(st.excl):
+        for s, e, _why in spans:
+            if e > first_sample and s < end:
+                m[c, idx(s) : idx(e)] = True
+        if st.nan_open[c] >= 0:
+            m[c, idx(int(st.nan_open[c])) :] = True
+    if first_sample < st.warmup_n:
+        m[:, : idx(st.warmup_n)] = True
+    return m
+
+
+def _archive_exclusions(st: PipelineState) -> None:
+    """Move exclusion spans that can no longer matter out of the working lists."""
+    limit = min(st.seg_frontier, st.n_bins * st.bin_n) - 2 * st.block_n - st.art_n[1]
+    for c, spans in enumerate(st.excl):
+        if spans and spans[0][1] < limit:
+            st.excl_done[c].extend(sp for sp in spans if sp[1] < limit)
+            st.excl[c] = [sp for sp in spans if sp[1] >= limit]
+
+
+def all_exclusions(st: PipelineState, c: int) -> list:
+    """Every exclusion span recorded for channel ``c``."""
+    return st.excl_done[c] + st.excl[c]
 
 
 def _flat_blocks(st: PipelineState, a: int, b: int) -> NDArray:
@@ -538,23 +603,44 @@ def _segment(st: PipelineState, final: bool) -> None:
     b = st.pos
     if b <= a:
         return
-    ya = st.buf[:, a - st.buf_start : b - st.buf_start]
-    thr = _thresholds(st, a, b)
-    mask = np.abs(ya) > thr
-    mask &= ~_excluded_mask(st, a, b)
-    mask &= ~_flat_blocks(st, a, b)
-    n_sites = len(st.site_keys)
-    if n_sites == len(st.channels):  # one channel per site: no OR needed
-        order = np.argsort(st.site_of_ch, kind="stable")
-        site_mask = mask[order]
-        site_ids = st.site_of_ch[order]
-    else:
-        site_mask = np.zeros((n_sites, b - a), bool)
-        for s, chs in enumerate(st.site_chs):
-            site_mask[s] = mask[chs].any(axis=0)
-        site_ids = np.arange(n_sites)
-    rows, s0, s1 = find_runs(site_mask)
-    rows, s0, s1 = merge_runs(rows, s0, s1, st.bridge_n)
+    cfg = st.cfg
+    # Supra-threshold points, block by block (the threshold is constant within a block).
+    chs_l, ts_l = [], []
+    blk0, blk1 = a // st.block_n, (b - 1) // st.block_n
+    for blk in range(blk0, blk1 + 1):
+        s_ = max(a, blk * st.block_n)
+        e_ = min(b, (blk + 1) * st.block_n)
+        sd = _sd_for_block(st, blk)
+        thr = np.maximum(cfg.fasc_threshold_sd * sd, cfg.fasc_floor_uv).astype(np.float32)
+        if blk < len(st.block_sd):
+            flat = st.block_sd[blk] < cfg.flat_uv
+        else:
+            flat = sd < cfg.flat_uv
+        thr = np.where(flat, np.inf, thr).astype(np.float32)
+        ys = st.buf[:, s_ - st.buf_start : e_ - st.buf_start]
+        c_, t_ = np.nonzero(np.abs(ys) > thr[:, None])
+        chs_l.append(c_)
+        ts_l.append(t_ + s_)
+    ch = np.concatenate(chs_l)
+    t = np.concatenate(ts_l).astype(np.int64)
+    if len(t):
+        keep = ~_excluded_points(st, ch, t)
+        ch, t = ch[keep], t[keep]
+    site = st.site_of_ch[ch]
+    # One point per (site, sample): OR over the site's channels.
+    key = site * (b - a + 1) + (t - a)
+    key = np.unique(key)
+    site_p = key // (b - a + 1)
+    t_p = key % (b - a + 1)
+    # Segments: a new one starts where the site changes or the gap reaches the bridge.
+    new = np.ones(len(t_p), bool)
+    new[1:] = (site_p[1:] != site_p[:-1]) | (t_p[1:] - t_p[:-1] - 1 >= st.bridge_n)
+    first = np.flatnonzero(new)
+    last = np.r_[first[1:] - 1, len(t_p) - 1] if len(first) else first
+    rows = site_p[first]
+    s0 = t_p[first]
+    s1 = t_p[last] + 1
+    site_ids = np.arange(len(st.site_keys))
     guard = max(st.bridge_n, st.half_n)
     done = (s1 + a + guard <= b) | final
     if final:
@@ -579,7 +665,7 @@ def _segment(st: PipelineState, final: bool) -> None:
     # Longer segments are sustained activity, handled by the activity bins.
     site_idx, s0, s1 = site_idx[ok], s0[ok], s1[ok]
     if len(s0):
-        _measure(st, site_idx, s0, s1, thr_from=a, thr=thr)
+        _measure(st, site_idx, s0, s1)
 
 
 def _gather(st: PipelineState, chans: NDArray, starts: NDArray, length: int) -> NDArray:
@@ -590,7 +676,7 @@ def _gather(st: PipelineState, chans: NDArray, starts: NDArray, length: int) -> 
     return np.where(valid, out, np.float32(0))
 
 
-def _measure(st, site_idx, s0, s1, thr_from, thr) -> None:
+def _measure(st, site_idx, s0, s1) -> None:
     """Features of final candidate segments; queue them for decision."""
     cfg = st.cfg
     L = st.max_pot_n
@@ -608,10 +694,11 @@ def _measure(st, site_idx, s0, s1, thr_from, thr) -> None:
         absbest = np.abs(segm[best_k, np.arange(len(sel))])
         peak = st_s + absbest.argmax(axis=1)
         # Which channels saw it: their own peak above their own threshold.
-        thr_k = thr[chs][:, peak - thr_from]  # segments lie inside the thresholded span
+        sdm = _sd_matrix(st, peak)
+        thr_k = np.maximum(cfg.fasc_threshold_sd * sdm[chs], cfg.fasc_floor_uv)
         saw = np.abs(segm).max(axis=2) > thr_k
         wave = _gather(st, best_ch, peak - st.half_n, 2 * st.half_n)
-        sd = _sd_at(st, peak, best_ch)
+        sd = sdm[best_ch, np.arange(len(peak))]
         f = waveform_features(wave, sd, st.fs)
         uniform = np.zeros(len(sel), bool)
         if len(chs) >= 8:
@@ -660,7 +747,7 @@ def _update_bins(st: PipelineState, y: NDArray, a0: int, final: bool) -> None:
     # Samples of the first, partial bin continue the accumulator.
     need = b - st.bin_acc_n
     if n < need:
-        st.bin_acc += (y.astype(np.float64) ** 2).sum(axis=1)
+        st.bin_acc += np.square(y).sum(axis=1, dtype=np.float64)
         st.bin_acc_n += n
         if not final or st.bin_acc_n == 0:
             return
@@ -669,14 +756,14 @@ def _update_bins(st: PipelineState, y: NDArray, a0: int, final: bool) -> None:
         st.bin_acc = np.zeros(n_ch)
         st.bin_acc_n = 0
     else:
-        head = (y[:, :need].astype(np.float64) ** 2).sum(axis=1) + st.bin_acc
+        head = np.square(y[:, :need]).sum(axis=1, dtype=np.float64) + st.bin_acc
         rest = y[:, need:]
         nb = rest.shape[1] // b
-        body = (rest[:, : nb * b].astype(np.float64) ** 2).reshape(n_ch, nb, b).sum(axis=2)
+        body = np.square(rest[:, : nb * b]).reshape(n_ch, nb, b).sum(axis=2, dtype=np.float64)
         tail = rest[:, nb * b :]
         sums = np.concatenate([head[:, None], body], axis=1)
         counts = np.full(sums.shape[1], b)
-        st.bin_acc = (tail.astype(np.float64) ** 2).sum(axis=1)
+        st.bin_acc = np.square(tail).sum(axis=1, dtype=np.float64)
         st.bin_acc_n = tail.shape[1]
         if final and st.bin_acc_n:
             sums = np.concatenate([sums, st.bin_acc[:, None]], axis=1)
@@ -694,11 +781,12 @@ def _activity(st: PipelineState, rms: NDArray, final: bool) -> None:
         return
     b0 = st.n_bins
     bin_start = (b0 + np.arange(nb)) * st.bin_n
-    sd = np.stack([_sd_for_block(st, int(s) // st.block_n) for s in bin_start], axis=1)
+    blk = bin_start // st.block_n
+    ub, inv = np.unique(blk, return_inverse=True)
+    sd = np.stack([_sd_for_block(st, int(b)) for b in ub], axis=1)[:, inv]
     active = rms > ACTIVE_RMS_SD * sd
     # Excluded channel-bins (gaps, clipping, warm-up, disconnected) are neither active nor rest.
-    a, e = int(bin_start[0]), int(bin_start[-1] + st.bin_n)
-    excl = _excluded_mask(st, a, e)[:, :: st.bin_n][:, :nb]
+    excl = _excluded_bins(st, int(bin_start[0]), nb)
     active &= ~excl
     n_sites = len(st.site_keys)
     site_active = np.zeros((n_sites, nb), bool)
@@ -872,7 +960,9 @@ def _decide(st: PipelineState, final: bool) -> None:
             ):
                 reason = "common-mode"
         if reason is None:
-            clip = _excluded_mask(st, p["start"], p["stop"], reasons={"clipped"})
+            clip = _excluded_mask(
+                st, p["start"], p["stop"], reasons={"clipped"}, chans=[p["best_ch"]]
+            )
             if clip[p["best_ch"]].any():
                 reason = "clipped"
         p["kind"] = "fasciculation" if reason is None else "artifact"

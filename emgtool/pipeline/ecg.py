@@ -46,6 +46,7 @@ RR_MIN_S, RR_MAX_S = 0.33, 1.6
 RR_TOL = 0.15  # beat-to-beat variability allowed, as a fraction of RR
 SHAPE_LOCK = 0.85  # correlation needed to start tracking
 SHAPE_KEEP = 0.75  # correlation needed to stay on the rhythm
+MAX_MISSED = 8  # the lock survives this many beat intervals without a detected beat
 
 
 @dataclass
@@ -63,22 +64,21 @@ MAX_LAG = 4  # samples of misalignment tolerated between two beats
 
 
 def _corr(a: NDArray, b: NDArray) -> float:
-    """Largest normalised correlation of two waveforms over small lags.
+    """Largest normalised cross-correlation of two waveforms over small lags.
 
     Peaks are found as the largest absolute sample, which can jump between
     phases of similar size; a few samples of lag absorb that jitter.
     """
-    best = -1.0
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    a = a - a.mean()
+    b = b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    if den <= 0:
+        return 0.0
     n = len(a)
-    for k in range(-MAX_LAG, MAX_LAG + 1):
-        x = a[max(0, k) : n + min(0, k)]
-        y = b[max(0, -k) : n + min(0, -k)]
-        x = x - x.mean()
-        y = y - y.mean()
-        den = float(np.sqrt((x * x).sum() * (y * y).sum()))
-        if den > 0:
-            best = max(best, float((x * y).sum() / den))
-    return best
+    full = np.correlate(a, b, mode="full")  # lag k sits at index n - 1 + k
+    return float(full[n - 1 - MAX_LAG : n + MAX_LAG].max() / den)
 
 
 def _chain(history: list, fs: float) -> tuple[float, NDArray] | None:
@@ -108,11 +108,12 @@ def classify(tr: CardiacTracker, peak: int, w: NDArray, fs: float) -> bool:
 
     Potentials must be passed in time order.
     """
-    if tr.locked and peak - tr.last > 4 * tr.rr:
+    if tr.locked and peak - tr.last > MAX_MISSED * tr.rr:
         tr.locked = False
     if tr.locked:
+        # Beats can be missed (below threshold, excluded); timing error grows with each.
         k = int(round((peak - tr.last) / tr.rr))
-        if 1 <= k <= 3 and abs(peak - tr.last - k * tr.rr) <= RR_TOL * tr.rr:
+        if 1 <= k <= MAX_MISSED and abs(peak - tr.last - k * tr.rr) <= RR_TOL * tr.rr * np.sqrt(k):
             if _corr(tr.template, w) >= SHAPE_KEEP:
                 tr.rr = 0.8 * tr.rr + 0.2 * (peak - tr.last) / k
                 tr.last = peak

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from emgtool.analysis import Analysis, SiteResult
 from emgtool.events import normalise_events
-from emgtool.pipeline.core import PipelineState
+from emgtool.pipeline.core import PipelineState, all_exclusions
 from emgtool.pipeline.runs import union_length
 
 __all__ = ["finalize", "cluster_shapes"]
@@ -89,7 +89,7 @@ def _intervals_for_site(st: PipelineState, s: int) -> dict[str, list[tuple[float
     chs = st.site_chs[s]
     per_reason: dict[str, list] = {}
     for c in chs:
-        for a, b, why in st.excl[c]:
+        for a, b, why in all_exclusions(st, c):
             per_reason.setdefault(why, []).append((c, a / fs, min(b, st.pos) / fs))
     for why, spans in per_reason.items():
         if why in ("gap", "mains-dominated"):
@@ -224,7 +224,7 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
         )
         flags = set()
         for c in chs:
-            reasons = {why for _, _, why in st.excl[c]}
+            reasons = {why for _, _, why in all_exclusions(st, c)}
             for why in reasons - {"gap"}:
                 flags.add(f"{why}:{st.channels[c].label}")
             if st.mains_ratio is not None and st.mains_ratio[c] > 0.5:
@@ -309,7 +309,7 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
 def _global_gaps(st: PipelineState) -> list[tuple[int, int]]:
     per_ch = [
         [(a, min(b - st.warmup_n, st.pos)) for a, b, why in spans if why == "gap"]
-        for spans in st.excl
+        for spans in (all_exclusions(st, c) for c in range(len(st.channels)))
     ]
     if not per_ch or any(len(p) == 0 for p in per_ch):
         return []
@@ -321,7 +321,7 @@ def _channel_quality(st: PipelineState) -> dict:
     out = {}
     sds = np.array(st.block_sd) if st.block_sd else np.zeros((0, len(st.channels)))
     for c, ch in enumerate(st.channels):
-        spans = st.excl[c]
+        spans = all_exclusions(st, c)
         clipped = sum(min(b, st.pos) - a for a, b, why in spans if why == "clipped") / st.fs
         flags = sorted({why for _, _, why in spans} - {"gap"})
         if len(sds) and np.median(sds[:, c]) < st.cfg.flat_uv:
