@@ -347,7 +347,24 @@ def targets_markdown(t: dict) -> str:
     return "\n".join(lines)
 
 
-def update_docs(doc: Path, meta: dict, targets: dict, head, body) -> None:
+def curve_markdown(rows: list[dict]) -> str:
+    """Fasciculation sensitivity / precision pooled over scenarios, per SNR and nuisance set."""
+    ok = [r for r in rows if not r.get("error")]
+    snrs = sorted({r["snr_db"] for r in ok})
+    sets = [s for s in NUISANCE_SETS if any(r["nuisances"] == s for r in ok)]
+    head = ["SNR dB", *sets]
+    body = []
+    for snr in snrs:
+        cells = [f"{snr:g}"]
+        for nz in sets:
+            sel = [r for r in ok if r["snr_db"] == snr and r["nuisances"] == nz]
+            p = _pool(sel, "fasciculation") if sel else None
+            cells.append(f"{_f(p['sensitivity'], 3)} / {_f(p['precision'], 3)}" if p else "–")
+        body.append(cells)
+    return markdown_table(head, body)
+
+
+def update_docs(doc: Path, meta: dict, targets: dict, head, body, rows: list[dict]) -> None:
     block = "\n".join(
         [
             MARK_START,
@@ -357,6 +374,14 @@ def update_docs(doc: Path, meta: dict, targets: dict, head, body) -> None:
             f"{meta['wall_s'] / 60:.1f} min on {meta['cpus']} CPUs).",
             "",
             targets_markdown(targets),
+            "",
+            "Fasciculation sensitivity / precision pooled over all scenarios, by SNR and nuisance set:",
+            "",
+            curve_markdown(rows),
+            "",
+            "Every run (sensitivity, precision and F1 per run; cramp onset/offset errors in seconds, "
+            "median/max over matched cramps; false fasciculations per channel-hour counts every "
+            "unmatched fasciculation):",
             "",
             markdown_table(head, body),
             "",
@@ -432,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text_table(head, body))
     print()
     print(targets_markdown(targets))
+    print()
+    print(curve_markdown(rows))
     quick = args.duration is None and args.quick
     meta = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -461,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"\nwrote {out}", file=sys.stderr)
     if not args.no_docs:
-        update_docs(ROOT / "docs" / "accuracy.md", meta, targets, head, body)
+        update_docs(ROOT / "docs" / "accuracy.md", meta, targets, head, body, rows)
         print(f"updated {ROOT / 'docs' / 'accuracy.md'}", file=sys.stderr)
     return 0
 
