@@ -277,6 +277,22 @@ def test_noise_rms_in_band_is_exact():
     assert np.allclose(sim.noise_rms_uv, sigma)
 
 
+def test_no_fasciculation_on_top_of_a_qrs():
+    sim = simulate_parts("als-widespread", 60.0, seed=12)
+    r_s = sim.ecg_r_samples / sim.recording.fs
+    assert 50 <= len(r_s) <= 95  # 55-90 bpm
+    fp = _fp(sim.truth)
+    ecg_sites = {"rectus_abdominis", "thoracic_paraspinals", "deltoid", "biceps", "trapezius"}
+    at_ecg = fp[fp.site.isin(ecg_sites)]
+    assert len(at_ecg) > 20
+    for _, e in at_ecg.iterrows():
+        assert np.all((e.onset > r_s + 0.08 - 1e-3) | (e.onset + e.duration < r_s - 0.08 + 1e-3))
+    # elsewhere potentials may coincide with heart beats
+    others = fp[~fp.site.isin(ecg_sites)]
+    near = [np.min(np.abs(r_s - t)) < 0.08 for t in others.onset]
+    assert any(near)
+
+
 def test_mains_frequency_and_ecg_distribution():
     sim = simulate_parts(
         "healthy", 20.0, seed=2, nuisances={"mains"}, mains_hz=60.0, n_voluntary=0, keep_parts=True

@@ -6,8 +6,8 @@ plus ``snr_db`` and ``unit``), listing every fasciculation, cramp, voluntary
 burst and injected artefact exactly where it is in the signal.  The truth is
 what a perfect detector should report: fasciculations are never placed
 within 0.5 s of a cramp or voluntary burst at their site, within 20 ms of an
-electrode-motion artefact, within 60 ms of an R peak on channels with a
-strong ECG, nor on a disconnected channel or a clipped stretch.
+electrode-motion artefact, within 80 ms of an R peak at sites that carry
+ECG, nor on a disconnected channel or a clipped stretch.
 
 Model details, the SNR definition and measured speed: docs/simulator.md.
 

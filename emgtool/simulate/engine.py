@@ -54,9 +54,9 @@ DEFAULT_NOISE_UV = (3.0, 8.0)
 BURST_GUARD_S = 0.5
 #: ...and from electrode-motion artefacts anywhere.
 MOTION_GUARD_S = 0.020
-#: ...and from R peaks on channels with an ECG of at least ECG_GUARD_UV.
-ECG_GUARD_S = 0.060
-ECG_GUARD_UV = 30.0
+#: ...and from R peaks (QRS plus margin) on every site that carries ECG: a potential
+#: on top of a QRS is ambiguous to any detector, which must blank those windows.
+ECG_GUARD_S = 0.080
 #: Two potentials of one site are at least this far apart (end to start), doublets aside.
 MIN_GAP_S = 0.010
 #: Conduction: 8 mm inter-electrode distance, 4 m/s → 2 ms per grid row.
@@ -80,6 +80,8 @@ class Simulation:
     parts: dict[str, NDArray[np.float32]] = field(default_factory=dict)
     #: in-band (20-450 Hz) RMS of the pink+white noise per channel, µV
     noise_rms_uv: NDArray[np.float64] | None = None
+    #: sample index of every ECG R peak (empty without the ``ecg`` nuisance)
+    ecg_r_samples: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def parse_nuisances(nuisances: set[str] | str | None) -> set[str]:
@@ -486,6 +488,7 @@ def simulate_parts(
                     "reason": "motion",
                 }
             )
+    r_peaks = np.zeros(0, dtype=np.int64)
     if "ecg" in active:
         gains = np.zeros(n_ch)
         for g in groups:
@@ -494,7 +497,7 @@ def simulate_parts(
         r_peaks = nz.add_ecg(nuis, r_ecg, fs, gains)
         w = int(ECG_GUARD_S * fs)
         for gi, g in enumerate(groups):
-            if np.max(np.abs(gains[g.chans])) >= ECG_GUARD_UV:
+            if np.any(gains[g.chans] != 0):
                 for r in r_peaks:
                     _forbid(forbidden[gi], r - w, r + w)
     for gi, g in enumerate(groups):
@@ -688,7 +691,7 @@ def simulate_parts(
     parts = {}
     if keep_parts:
         parts = {"fasciculation": fasc, "burst": burst_sig, "nuisance": nuis}
-    return Simulation(rec, truth_frame(rows), parts, sigma)
+    return Simulation(rec, truth_frame(rows), parts, sigma, r_peaks)
 
 
 def simulate(
