@@ -69,6 +69,8 @@ EDF_DIGITAL = (-32768, 32767)
 #: EDF+ annotation room per record: ~60 short event annotations per second
 #: before they queue up (they are never dropped, only delayed to later records).
 ANNOTATION_BYTES = 2048
+#: frames of silence beyond which an 8-bit device counter is no longer trusted
+STALL_FRAMES = 200
 
 
 @dataclass
@@ -115,6 +117,16 @@ def write_json_atomic(path: Path, doc: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    try:  # make the rename itself durable (power cut); not possible on Windows
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _json_default(o):
@@ -601,12 +613,15 @@ def _handle(ses: _Session, ev: PortEvent) -> bool:
     """Apply one source event; True when the source is finished."""
     if ev.kind == "data":
         ses.bytes_in += len(ev.data)
+        quiet_s, reason = _stall_restart(ses, ev.t), "stall"
         if ses.disconnected_at is not None and ses.fs:
             # first bytes after a replug: the time without data is a gap
-            lost = int(round((ev.t - (ses.t_last_data or ses.disconnected_at)) * ses.fs))
-            ses.add_gap(lost, "disconnected")
+            quiet_s, reason = ev.t - (ses.t_last_data or ses.disconnected_at), "disconnected"
             ses.disconnected_at = None
         x, _c, ses.decoder = protocols.feed(ev.data, ses.decoder)
+        if quiet_s:
+            # the samples of this read were made during the last part of the silence
+            ses.add_gap(int(round(quiet_s * ses.fs)) - x.shape[1], reason)
         for text in ses.decoder.text:
             ses.device_events.append(
                 {"t_s": round(ev.t - ses.t_start, 3), "kind": "message", "message": text[:200]}
@@ -666,6 +681,41 @@ def _handle(ses: _Session, ev: PortEvent) -> bool:
             ses.screen.say("emgtool: device gone and --no-reconnect given: stopping cleanly")
         return True
     return False
+
+
+def _stall_restart(ses: _Session, t: float) -> float:
+    """A silence longer than the device counter can measure becomes a host-time gap.
+
+    An 8-bit counter (Cyton, P2) is unambiguous only up to 255 lost frames; a
+    longer silence (radio lost, board browned out, cable half out) would be
+    undercounted by multiples of 256.  Beyond ``STALL_FRAMES`` frames of
+    silence the decoder restarts and the silence is written as a gap from the
+    host clock.  CSV's 32-bit counter measures any silence itself.  The
+    SpikerShield has no counter: after 1 s of silence the host clock is all
+    there is.  Returns the silence in seconds (0.0 if none to record).
+    """
+    st = ses.decoder
+    if st is None or not ses.fs or ses.t_last_data is None or ses.source.make_decoder is None:
+        return 0.0
+    if st.protocol == "csv" or ses.disconnected_at is not None:
+        return 0.0
+    frame_rate = 250.0 if st.protocol.startswith("cyton") else ses.fs
+    limit_s = 1.0 if st.protocol == "spikershield" else STALL_FRAMES / frame_rate
+    quiet_s = t - ses.t_last_data
+    if quiet_s <= limit_s:
+        return 0.0
+    fresh = ses.source.make_decoder()
+    if "gains" in st.params:  # Cyton: the board kept its settings
+        fresh = fresh.replace(params={**fresh.params, "gains": st.params["gains"]})
+    ses.decoder = fresh
+    ses.device_events.append(
+        {
+            "t_s": round(t - ses.t_start, 3),
+            "kind": "stall",
+            "message": f"no data for {quiet_s:.1f} s",
+        }
+    )
+    return quiet_s
 
 
 def _finish(ses: _Session) -> dict:

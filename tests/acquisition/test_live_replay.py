@@ -217,3 +217,30 @@ def test_record_over_socket_url_stops_cleanly_when_peer_closes(tmp_path):
     assert 1000 <= rec.n_samples <= 1500  # the first lines may go before the header
     n = rec.n_samples
     assert np.max(np.abs(rec.data - vals[:, 1500 - n : 1500])) < 0.2  # the last n samples sent
+
+
+def test_long_silence_beyond_the_8bit_counter_becomes_a_host_time_gap(tmp_path):
+    """Cyton silent for 2 s (500 frames): the counter alone would say 243 lost."""
+    import queue
+
+    from emgtool.acquisition.serialport import PortEvent
+
+    counts = np.random.default_rng(3).normal(0, 2000, size=(8, 1250)).astype(np.int64)
+    data = cyton.encode(counts, 0)
+    q = queue.Queue()
+    t0 = 1000.0
+    for k in range(0, 250, 25):  # first second, in 10 reads
+        q.put(PortEvent("data", t0 + (k + 25) / 250, data[k * 33 : (k + 25) * 33]))
+    for k in range(750, 1250, 25):  # frames 250..749 never arrive; 2 s of silence
+        q.put(PortEvent("data", t0 + (k + 25) / 250, data[k * 33 : (k + 25) * 33]))
+    q.put(PortEvent("closed", t0 + 6, message="end"))
+    src = live.LiveSource(q, cyton.init(), make_decoder=cyton.init)
+    res = live.run_live(
+        src, live.LiveOptions(tmp_path / "rec", view="off", write_report=False), threading.Event()
+    )
+    side = json.loads((tmp_path / "rec" / live.SIDECAR).read_text())
+    (gap,) = side["gaps"]
+    assert gap["reason"] == "stall" and gap["start_sample"] == 250
+    assert abs(gap["n_samples"] - 500) <= 5  # host clock (2.1 s between reads) minus the read
+    assert abs(res["n_samples"] - 1250) <= 5  # no 256-frame undercount
+    assert side["decoder"]["lost_frames"] == 0

@@ -17,7 +17,7 @@ Tolerated: ``\\r\\n``, a partial first line (always discarded, because a cut
 line such as ``3,4567,512`` would parse as a wrong counter), boot banners and
 debug lines (skipped and counted).  The counter exposes lost lines, which
 come out as NaN samples; a jump backwards or of more than ``max_jump``
-samples is a device reset and is counted, not filled.
+samples (default 10 minutes) is a device reset and is counted, not filled.
 
 >>> st = init()
 >>> x, c, st = feed(b"boot\\n# emgtool-csv v1 fs=1000 ch=2 units=uV\\n0,0,1.5,2\\r\\n2,2000,3,4\\n", st)
@@ -178,7 +178,7 @@ def feed(
         rows, ctr, d = rows[keep], ctr[keep], d[keep]
         if rows.shape[0] == 0:
             return
-        max_jump = p["max_jump"] or int(max(10 * fs, 1000))
+        max_jump = p["max_jump"] or int(max(600 * fs, 1000))  # 10 min of silence
         resets = d > max_jump
         p["counter_resets"] += int(resets.sum())
         d[resets] = 1  # a reset: continue without inventing a long gap
