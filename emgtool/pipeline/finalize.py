@@ -21,7 +21,7 @@ from emgtool.pipeline.runs import union_length
 
 __all__ = ["finalize", "cluster_shapes"]
 
-MAX_CLUSTER_FIT = 3000  # waveforms used to fit the clusters (the rest are assigned)
+MAX_CLUSTER_FIT = 1000  # waveforms used to fit the clusters (the rest are assigned)
 
 
 def cluster_shapes(waves: NDArray, max_shapes: int, seed: int = 0) -> NDArray[np.int64]:
@@ -58,8 +58,10 @@ def cluster_shapes(waves: NDArray, max_shapes: int, seed: int = 0) -> NDArray[np
 def _fit_predict(x, z, fit_idx, max_shapes, seed):
     from sklearn.mixture import GaussianMixture
 
-    best, best_bic = None, np.inf
+    best, best_bic, worse = None, np.inf, 0
     for k in range(1, min(max_shapes, max(1, len(fit_idx) // 5)) + 1):
+        if worse >= 2:  # BIC stopped improving: more shapes only split real ones
+            break
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             gm = GaussianMixture(
@@ -72,7 +74,9 @@ def _fit_predict(x, z, fit_idx, max_shapes, seed):
             gm.fit(z[fit_idx])
         bic = gm.bic(z[fit_idx])
         if bic < best_bic - 10.0:  # a new shape must clearly improve the fit
-            best, best_bic = gm, bic
+            best, best_bic, worse = gm, bic, 0
+        else:
+            worse += 1
     labels = best.predict(z)
     # Number shapes by size (0 = most frequent) for stable, readable labels.
     counts = np.bincount(labels, minlength=best.n_components)
