@@ -268,20 +268,16 @@ def _isolated(df: pd.DataFrame, isolated_s: float) -> tuple[int, int]:
 
 
 def _observed_s(analysis, sr) -> float:
-    """Time the site was recorded with usable signal (the cramp-rate denominator)."""
-    if sr.channels and all(
-        any(
-            q.startswith(p) and q.endswith(":" + c)
-            for q in sr.quality
-            for p in ("flat", "disconnected")
-        )
-        for c in sr.channels
-    ):
-        return 0.0
-    gap_s = sum(b - a for a, b in analysis.gaps) / analysis.fs
-    gap_s = max(gap_s, float(sr.excluded_s.get("gap", 0.0) or 0.0))
-    clipped = float(sr.excluded_s.get("clipped", 0.0) or 0.0)
-    return max(0.0, analysis.duration_s - gap_s - clipped)
+    """Time the site was recorded with usable signal (the cramp-rate denominator).
+
+    The recording minus gaps and the time the detector excluded as clipped,
+    flat or disconnected at this site (cramps happen outside rest, so rest_s
+    is the wrong denominator for them).
+    """
+    ex = {k: float(v or 0.0) for k, v in sr.excluded_s.items()}
+    gap_s = max(sum(b - a for a, b in analysis.gaps) / analysis.fs, ex.get("gap", 0.0))
+    unusable = sum(ex.get(k, 0.0) for k in ("clipped", "flat", "disconnected"))
+    return max(0.0, analysis.duration_s - gap_s - unusable)
 
 
 # ---------------------------------------------------------------------- per site

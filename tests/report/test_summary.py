@@ -335,3 +335,13 @@ def test_pair_column_from_text(factory, spec):
     a.events["pair"] = a.events["pair"].astype(object)
     a.events.loc[f, "pair"] = ["True", "false", pd.NA, True]
     assert _site(summarize(a), "biceps L")["pair_pct"] == pytest.approx(100 * 2 / 3, abs=1e-3)
+
+
+def test_cramp_rate_denominator_excludes_unusable_time(factory, spec):
+    a = factory(
+        [spec("tibialis_anterior", "R", "lumbosacral", 0, cramps=[(10.0, 5.0)])], duration_s=150
+    )
+    a.sites[0].excluded_s["flat"] = 60.0
+    s = _site(summarize(a), "tibialis_anterior R")
+    assert s["observed_s"] == pytest.approx(90.0)
+    assert s["cramps_per_hour"] == pytest.approx(3600 / 90)
