@@ -649,13 +649,11 @@ def simulate_parts(
         sign = r_fault.choice([-1.0, 1.0])
         for a, z in clip_segs:
             # An offset swing (raised-cosine edges, 0.2 s) that drives the amplifier into its rail.
-            t = np.arange(z - a)
             edge = min(int(0.2 * fs), (z - a) // 2)
             bump = np.ones(z - a)
             ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(edge) / max(1, edge))
             bump[:edge], bump[len(bump) - edge :] = ramp, ramp[::-1]
             x[a:z] += (sign * 3.0 * rail * bump).astype(DTYPE)
-            del t
             rows.append(
                 {
                     "onset": a / fs,
