@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import analysis_from_truth
 from scipy.stats import binom
 
-from emgtool.report import summarize
+from emgtool.report import summarize, write_report
 from emgtool.simulate import simulate
 
 RATE = 20.0  # fixed true rate of every fasciculating site (per minute)
@@ -61,11 +63,15 @@ def test_truth_pattern_and_intervals(scenario):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", sorted(EXPECTED))
-def test_detector_end_to_end_pattern(scenario):
-    """With the real detector (default nuisances): pattern and regions as in the truth."""
+def test_detector_end_to_end_pattern(scenario, tmp_path):
+    """With the real detector (default nuisances): the written summary.json has the
+    pattern and regions of the truth, and the report renders from a real Analysis."""
     analyze = pytest.importorskip("emgtool.pipeline.analyze").analyze
     rec, truth = simulate(scenario, duration_s=120, seed=1)
-    s = summarize(analyze(rec))
+    paths = write_report(analyze(rec), tmp_path)
+    s = json.loads(paths["summary_json"].read_text(encoding="utf-8"))
     pattern, regions, _bilateral = EXPECTED[scenario]
     assert s["spread"]["pattern"] == pattern
     assert s["spread"]["regions_with_fasciculations"] == regions
+    html = paths["report_html"].read_text(encoding="utf-8")
+    assert f'data-key="spread.pattern">{pattern}<' in html
