@@ -510,20 +510,50 @@ def memory_worker(path: str) -> int:
     return 0
 
 
-def _memory_run(path: Path) -> dict:
+#: The child is stopped above this RSS, so a leak cannot starve the (shared) machine.
+MEMORY_KILL_MB = 4096.0
+
+
+def _memory_run(path: Path, timeout_s: float | None = None) -> dict:
+    import psutil
+
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    res = subprocess.run(
-        [sys.executable, __file__, "--worker-memory", str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if res.returncode != 0:
-        return {"error": (res.stderr.strip().splitlines() or ["failed"])[-1]}
-    doc = json.loads(res.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--worker-memory", str(path)],
+            stdout=out,
+            stderr=err,
+            env=env,
+        )
+        ps = psutil.Process(proc.pid)
+        t0 = time.perf_counter()
+        peak, killed = 0.0, None
+        while proc.poll() is None:
+            try:
+                peak = max(peak, ps.memory_info().rss / 2**20)
+            except psutil.Error:
+                pass
+            if peak > MEMORY_KILL_MB:
+                killed = f"stopped: RSS passed {MEMORY_KILL_MB:.0f} MB after {time.perf_counter() - t0:.0f} s"
+            elif timeout_s is not None and time.perf_counter() - t0 > timeout_s:
+                killed = (
+                    f"stopped: still running after {timeout_s:.0f} s (RSS so far {peak:.0f} MB)"
+                )
+            if killed:
+                proc.kill()
+                proc.wait()
+                return {"error": killed, "peak_mb": peak, "file": path.name}
+            time.sleep(0.2)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        return {"error": (stderr.strip().splitlines() or ["failed"])[-1]}
+    doc = json.loads(stdout.strip().splitlines()[-1])
     doc["file"] = path.name
     doc["file_gb"] = path.stat().st_size / 1e9
     doc["msamples_per_s"] = doc["n_samples_total"] / doc["wall_s"] / 1e6
+    doc["peak_rss_parent_poll_mb"] = peak
     doc["peak_mb"] = max(doc["ru_maxrss_mb"], doc["peak_rss_sampled_mb"])
     return doc
 
@@ -562,7 +592,11 @@ def section_memory(cache: Path, hours: float, budget_s: float) -> dict:
             f"at the probe's {probe['msamples_per_s']:.1f} M samples/s; ran {h:g} h instead"
         )
     log(f"  {h:g} h run …")
-    out.update(_memory_run(cached_edf(cache, "als-widespread", 16, h * 60, tile=True)))
+    out.update(
+        _memory_run(
+            cached_edf(cache, "als-widespread", 16, h * 60, tile=True), timeout_s=2.5 * budget_s
+        )
+    )
     return out
 
 
@@ -772,8 +806,15 @@ def summary_rows(res: dict) -> list[list[str]]:
     m = res.get("memory")
     if m:
         if "error" in m:
+            over = m.get("peak_mb") and m["peak_mb"] > TARGETS["peak_memory_mb_max"]
             rows.append(
-                ["Peak memory, long 16-ch recording", "error: " + m["error"][:80], "≤ 1 GB", "–"]
+                [
+                    "Peak memory, long 16-ch recording"
+                    + (f" ({m['file']})" if m.get("file") else ""),
+                    m["error"][:120],
+                    "≤ 1 GB",
+                    "**FAIL**" if over else "–",
+                ]
             )
         else:
             rows.append(
