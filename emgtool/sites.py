@@ -100,6 +100,9 @@ MUSCLES: tuple[Muscle, ...] = (
     Muscle("extensor_hallucis_brevis", "Extensor hallucis brevis", "lumbosacral", ("extensor hallucis brevis", "ehb"), "deep peroneal", "L5-S1"),
     Muscle("extensor_digitorum_brevis", "Extensor digitorum brevis", "lumbosacral", ("extensor digitorum brevis", "edb"), "deep peroneal", "L5-S1"),
     Muscle("abductor_hallucis", "Abductor hallucis", "lumbosacral", ("abductor hallucis", "abh", "ah"), "medial plantar (tibial)", "S1-S2"),
+    # "ADM" alone is the hand muscle; the foot one must say so.
+    Muscle("abductor_digiti_minimi_foot", "Abductor digiti minimi (foot)", "lumbosacral", ("abductor digiti minimi pedis", "abductor digiti minimi foot", "adm pedis", "adm foot", "adq pedis", "adq foot"), "lateral plantar (tibial)", "S1-S2"),
+    Muscle("gluteus_maximus", "Gluteus maximus", "lumbosacral", ("gluteus maximus", "glut max", "gmax"), "inferior gluteal", "L5-S2"),
 )
 
 _BY_SITE = {m.site: m for m in MUSCLES}

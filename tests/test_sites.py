@@ -108,6 +108,10 @@ def test_label_forms(label, expected):
         ("Extensor hallucis brevis R", "extensor_hallucis_brevis", "lumbosacral"),
         ("Abductor hallucis L", "abductor_hallucis", "lumbosacral"),
         ("AH R", "abductor_hallucis", "lumbosacral"),
+        # "ADM" alone is the hand muscle; the foot one is named as such
+        ("ADM foot R", "abductor_digiti_minimi_foot", "lumbosacral"),
+        ("Abductor digiti minimi pedis L", "abductor_digiti_minimi_foot", "lumbosacral"),
+        ("Gluteus maximus R", "gluteus_maximus", "lumbosacral"),
     ],
 )
 def test_every_listed_muscle(label, site, region):

@@ -50,7 +50,12 @@ DEFAULT_LABELS = (
 )
 
 _CALF = ("gastrocnemius_medial", "gastrocnemius_lateral", "gastrocnemius", "soleus")
-_FOOT = ("abductor_hallucis", "extensor_digitorum_brevis", "extensor_hallucis_brevis")
+_FOOT = (
+    "abductor_hallucis",
+    "abductor_digiti_minimi_foot",
+    "extensor_digitorum_brevis",
+    "extensor_hallucis_brevis",
+)
 _CRAMP_PREF = (
     *_CALF,
     "abductor_hallucis",
