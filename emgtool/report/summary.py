@@ -46,6 +46,8 @@ SCHEMA_VERSION = "1.0"
 REGIONS = ("bulbar", "cervical", "thoracic", "lumbosacral")
 PATTERNS = ("none", "focal", "multifocal", "widespread")
 
+#: Intrinsic foot muscles: healthy people fasciculate there too (domain.md §1.1).
+FOOT_MUSCLES = ("abductor_hallucis", "extensor_digitorum_brevis", "extensor_hallucis_brevis")
 #: Polyphasic: more than this many phases.
 POLYPHASIC_PHASES = 4
 #: Rejected events shorter than this (s) do not end inter-fasciculation intervals.
@@ -449,6 +451,7 @@ def classify_spread(region_rows: list[dict], site_rows: list[dict]) -> dict:
         "complete": not not_assessed,
         "unknown_region_involved": any(s["region"] not in REGIONS for s in inv_sites),
         "pattern_uses_unknown_region_only": unknown_only,
+        "foot_muscles_only": bool(inv_sites) and all(s["site"] in FOOT_MUSCLES for s in inv_sites),
     }
 
 
@@ -486,6 +489,11 @@ def summarize(analysis, rule: InvolvementRule | None = None) -> dict:
         warnings.append(
             f"sampling rate {analysis.fs:g} Hz is below 1 kHz: fasciculation waveforms "
             "(duration, phases, shapes) are degraded; counts and cramps remain usable"
+        )
+    if spread["foot_muscles_only"]:
+        warnings.append(
+            "fasciculations were found only in intrinsic foot muscles, where healthy people "
+            "commonly fasciculate (sometimes > 100/min); interpret with care"
         )
     if spread["regions_not_assessed"] and spread["pattern"] != "widespread":
         warnings.append(

@@ -345,3 +345,24 @@ def test_cramp_rate_denominator_excludes_unusable_time(factory, spec):
     s = _site(summarize(a), "tibialis_anterior R")
     assert s["observed_s"] == pytest.approx(90.0)
     assert s["cramps_per_hour"] == pytest.approx(3600 / 90)
+
+
+def test_foot_muscles_only_warns(factory, spec):
+    a = factory(
+        [
+            spec("abductor_hallucis", "L", "lumbosacral", 10),
+            spec("tibialis_anterior", "L", "lumbosacral", 0),
+        ],
+        duration_s=300,
+    )
+    s = summarize(a)
+    assert s["spread"]["pattern"] == "focal" and s["spread"]["foot_muscles_only"] is True
+    assert any("foot muscles" in w for w in s["warnings"])
+    b = factory(
+        [
+            spec("abductor_hallucis", "L", "lumbosacral", 10),
+            spec("tibialis_anterior", "L", "lumbosacral", 10),
+        ],
+        duration_s=300,
+    )
+    assert summarize(b)["spread"]["foot_muscles_only"] is False
