@@ -250,17 +250,17 @@ def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
         "scenario",
         "SNR dB",
         "nuisances",
-        "FP true",
-        "FP sens",
-        "FP prec",
-        "FP F1",
+        "fasc true",
+        "fasc sens",
+        "fasc prec",
+        "fasc F1",
         "cramps",
         "cramp sens",
         "cramp prec",
         "onset err med/max s",
         "offset err med/max s",
-        "false FP /ch·h",
-        "FP in sustained",
+        "false fasc /ch·h",
+        "fasc in sustained",
     ]
     body = []
     for r in rows:
@@ -341,7 +341,7 @@ def targets_markdown(t: dict) -> str:
     a = t["artifacts_detected_as_fasciculation"]
     lines.append("")
     lines.append(
-        f"True artefacts (motion, flat, clipped) reported as fasciculations: {a['count']} "
+        f"True artefacts (motion, flat, clipped) with a false fasciculation on them: {a['count']} "
         f"of {a['true_artifacts']}.  Runs that failed with an error: {t['errors']}."
     )
     return "\n".join(lines)
