@@ -499,7 +499,7 @@ def _progress(r: dict, i: int, n: int) -> None:
     else:
         f = r["fasciculation"]
         msg = (
-            f"FP sens {_f(f['sensitivity'], 3)} prec {_f(f['precision'], 3)}; "
+            f"fasc sens {_f(f['sensitivity'], 3)} prec {_f(f['precision'], 3)}; "
             f"analyze {r['analyze_s']:.1f} s"
         )
     print(
