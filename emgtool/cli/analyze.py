@@ -46,6 +46,7 @@ def run(args) -> int:
 
     cfg = load_config(args.config)
     out = Path(args.out)
+    _check_exports(args, out)
     an = analyze_to_dir(
         args.file,
         out,
@@ -55,17 +56,56 @@ def run(args) -> int:
         progress=sys.stderr.isatty(),
         **input_kwargs(args),
     )
+    _show_warnings(an)
     if args.export_edf or args.bids:
+        from dataclasses import replace
+
+        from emgtool.io import read
         from emgtool.report import exports
 
         if args.export_edf:
-            exports.export_edf_with_events(
-                an, args.file, out / "recording.edf", **input_kwargs(args)
-            )
+            rec = read(args.file, **input_kwargs(args))
+            if not args.keep_identity:
+                # The start date/time is identifying; dropped like in summary.json.
+                rec = replace(rec, start_time=None, meta={})
+            exports.export_edf(an, rec, out / EXPORT_EDF)
         if args.bids:
-            exports.write_bids_derivatives(an, out / "bids")
+            exports.write_bids(an, out / BIDS_DIR)
     print(summary_line(an, out))
     return 0
+
+
+EXPORT_EDF = "recording.edf"
+BIDS_DIR = "bids"
+
+
+def _check_exports(args, out: Path) -> None:
+    """Refuse, before analysing, exports that would replace the input or earlier results."""
+    from emgtool.errors import EmgtoolError
+
+    inp = Path(args.file)
+    targets = ([out / EXPORT_EDF] if args.export_edf else []) + (
+        [out / BIDS_DIR] if args.bids else []
+    )
+    for t in targets:
+        if inp.exists() and t.exists() and (t == inp or t.is_file() and t.samefile(inp)):
+            raise EmgtoolError(
+                f"{t}: the export would overwrite the input file; choose another --out"
+            )
+        if t.exists() and not args.overwrite:
+            raise EmgtoolError(f"{t}: already exists; use --overwrite to replace")
+
+
+def _show_warnings(an) -> None:
+    """Print the analysis warnings (the reader's were printed when the file was opened)."""
+    import warnings
+
+    from emgtool.errors import EmgtoolWarning
+
+    shown = set((an.source or {}).get("reader_warnings") or [])
+    for msg in dict.fromkeys(an.warnings):
+        if msg not in shown:
+            warnings.warn(msg, EmgtoolWarning, stacklevel=2)
 
 
 def summary_line(an, out: Path) -> str:

@@ -1,0 +1,1 @@
+"""Robustness tests: bad signals, gaps, privacy, safety, chunking (issue 8)."""
