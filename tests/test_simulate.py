@@ -477,12 +477,13 @@ def test_muap_templates_are_physiological():
 
 def test_faster_than_real_time():
     simulate("als-widespread", 2.0, seed=0)  # warm up imports
-    t0 = time.perf_counter()
+    # CPU time of this process: other jobs on a shared machine do not count against us.
+    t0 = time.process_time()
     rec, _ = simulate("als-widespread", 60.0, seed=1)
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
     assert rec.n_channels == 16
-    # ≥ 100× on an idle machine (docs/simulator.md); generous here for shared CI cores.
-    assert 60.0 / elapsed >= 30.0, f"only {60.0 / elapsed:.0f}x real time"
+    # ≥ 100× on this machine (docs/simulator.md); generous here for slower CI cores.
+    assert 60.0 / elapsed >= 50.0, f"only {60.0 / elapsed:.0f}x real time"
 
 
 def test_bundled_truth_is_reproducible(tmp_path):
