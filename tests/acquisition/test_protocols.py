@@ -39,7 +39,7 @@ def cyton_counts(n, ch=8):
 
 # ------------------------------------------------------------------ test vectors
 def test_cyton_vector():
-    x, c, st = protocols.feed(CYTON_VEC + CYTON_VEC, protocols.make_decoder("cyton"))
+    x, c, st = feed_in_pieces(CYTON_VEC + CYTON_VEC, protocols.make_decoder("cyton"))
     assert x[:4, 0].tolist() == [1, -1, 8388607, -8388608]
     assert c[0] == 7
     # second copy has the same counter: read as a full wrap → 255 lost frames, NaN-filled
@@ -57,7 +57,7 @@ def test_cyton_scale_gain24_and_tracking():
 
 
 def test_p2_vector():
-    x, c, st = protocols.feed(P2_VEC, protocols.make_decoder("p2"))
+    x, c, st = feed_in_pieces(P2_VEC, protocols.make_decoder("p2"))
     assert x[:, 0].tolist() == [463, 532, 511, 508, 547, 516] and c.tolist() == [57]
     assert p2.encode(x.astype(int), 57) == P2_VEC
 
@@ -263,3 +263,37 @@ def test_csv_header_right_after_connect_is_not_taken_for_a_partial_line():
     # but a cut data line before it is still dropped
     x, c, st = protocols.feed(b"7,12000,3\n" + data, csvline.init())
     assert x.tolist() == [[1.0, 2.0]]
+
+
+@pytest.mark.parametrize("name,flen", [("cyton", 33), ("p2", 17)])
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_each_corruption_costs_at_most_one_sample(name, flen, data):
+    """Drops, inserts and bit flips in separate frames: ≤ 1 lost sample each, true indices."""
+    n = 120
+    counts, frames, _sync = _frames_for(name, n)
+    frames = bytearray(frames)
+    # corrupt frames at least 3 apart (each fault is its own corruption)
+    chosen = data.draw(st.lists(st.integers(1, n // 3 - 2), unique=True, max_size=8))
+    faults = []
+    for k in sorted(chosen, reverse=True):
+        f = 3 * k
+        off = data.draw(st.integers(0, flen - 1))
+        kind = data.draw(st.sampled_from(["drop", "insert", "flip"]))
+        pos = f * flen + off
+        if kind == "drop":
+            del frames[pos]
+        elif kind == "insert":
+            frames[pos:pos] = bytes([data.draw(st.integers(0, 255))])
+        else:
+            frames[pos] ^= 1 << data.draw(st.integers(0, 7))
+        faults.append(f)
+    x, c, st_ = feed_in_pieces(bytes(frames), ALL[name]())
+    lost = np.flatnonzero(np.isnan(x[0]))
+    assert len(lost) <= len(faults)
+    assert set(lost.tolist()) <= set(faults)  # only corrupted frames are lost
+    good = ~np.isnan(x[0])
+    m = min(x.shape[1], n)
+    # sample indices stay true; a flipped data bit (no checksum) may change a value
+    same = (x[:, :m] == counts[:, :m]).all(axis=0) | ~good[:m]
+    assert set(np.flatnonzero(~same).tolist()) <= set(faults)

@@ -192,3 +192,24 @@ def place_samples(
     if positions.size:
         out[:, positions - first] = values
     return out
+
+
+def fix_counter_glitches(ctr: NDArray, prev: int | None, nxt: int | None, modulus: int) -> NDArray:
+    """Repair isolated corrupted counters (a flipped bit in the counter byte).
+
+    A counter that breaks an otherwise perfect step (``c[i-1] + 2 == c[i+1]``)
+    is set to ``c[i-1] + 1``; without this one flipped bit would read as up to
+    255 lost frames.  ``prev``/``nxt`` are the neighbours outside ``ctr``.
+
+    >>> fix_counter_glitches(np.array([5, 7, 7]), 4, 8, 256).tolist()
+    [5, 6, 7]
+    """
+    c = np.asarray(ctr, dtype=np.int64).copy()
+    if c.size == 0:
+        return c
+    full = np.concatenate([[-1 if prev is None else prev], c, [-1 if nxt is None else nxt]])
+    before, mid, after = full[:-2], full[1:-1], full[2:]
+    known = (before >= 0) & (after >= 0)
+    bad = known & ((after - before) % modulus == 2) & ((mid - before) % modulus != 1)
+    c[bad] = (before[bad] + 1) % modulus
+    return c

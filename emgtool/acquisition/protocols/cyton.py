@@ -21,9 +21,11 @@ Examples
 >>> import numpy as np
 >>> st = init()
 >>> pkt = bytes.fromhex("a0070000 01ffffff 7fffff80 0000".replace(" ", "")) + bytes(18) + b"\\xc0"
->>> x, c, st = feed(pkt + pkt[:1] + bytes([8]) + pkt[2:] + pkt[:1], st)
+>>> x, c, st = feed(pkt + pkt[:1] + bytes([8]) + pkt[2:], st)
 >>> x[:4, 0].tolist(), c.tolist()
-([1.0, -1.0, 8388607.0, -8388608.0], [7, 8])
+([1.0, -1.0, 8388607.0, -8388608.0], [7])
+>>> flush(st)[1].tolist()  # the last frame waits for the next one (counter check)
+[8]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from numpy.typing import NDArray
 
 from emgtool.acquisition.protocols._frames import (
     DecoderState,
+    fix_counter_glitches,
     place_samples,
     scan_frames,
     unwrap_counters,
@@ -93,9 +96,13 @@ def _int24(a: NDArray[np.uint8], starts: NDArray[np.intp]) -> NDArray[np.float64
 
 
 def feed(
-    data: bytes, state: DecoderState
+    data: bytes, state: DecoderState, final: bool = False
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], DecoderState]:
     """Decode more bytes.
+
+    The last complete frame is held back until the next one arrives (4 ms),
+    so that a corrupted counter byte can be recognised and repaired;
+    ``final=True`` (used by :func:`flush`) releases it.
 
     Returns
     -------
@@ -111,8 +118,14 @@ def feed(
     stats = dict(state.stats)
     for k, v in counts.items():
         stats[k] += v
+    hold = not final and starts.size > 0 and consumed == int(starts[-1]) + FRAME_LEN
+    nxt = None
+    if hold:  # keep the last frame until the next one: its counter checks this one's
+        nxt = int(a[starts[-1] + 1])
+        consumed, starts, synced = int(starts[-1]), starts[:-1], True
     stats["frames"] += int(starts.size)
-    ctr = a[starts + 1].astype(np.int64)
+    prev = None if state.last_abs is None else state.last_abs % 256
+    ctr = fix_counter_glitches(a[starts + 1].astype(np.int64), prev, nxt, 256)
     absn, lost = unwrap_counters(ctr, state.last_abs, 256)
     stats["lost_frames"] += lost
     vals = _int24(a, starts)
@@ -168,15 +181,13 @@ def feed(
 
 
 def flush(state: DecoderState) -> tuple[NDArray[np.float64], NDArray[np.int64], DecoderState]:
-    """Emit what is held back (a Daisy half row) at the end of a stream."""
+    """Emit what is held back (the last frame, a Daisy half row) at the end of a stream."""
+    x, c, state = feed(b"", state, final=True)
     if state.params["daisy"] and state.pending:
-        out = state.pending[0][:, None]
-        return (
-            out,
-            np.full(1, -1, np.int64),
-            state.replace(pending=(), next_sample=state.next_sample + 1),
-        )
-    return np.zeros((state.n_channels, 0)), np.zeros(0, np.int64), state
+        x = np.concatenate([x, state.pending[0][:, None]], axis=1)
+        c = np.concatenate([c, np.full(1, -1, np.int64)])
+        state = state.replace(pending=(), next_sample=state.next_sample + 1)
+    return x, c, state
 
 
 def scale_uv(state: DecoderState) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

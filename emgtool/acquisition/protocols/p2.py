@@ -18,7 +18,7 @@ the board's CAL_SIG square wave).  The 512-count mid-scale is the zero.
 
 >>> import numpy as np
 >>> pkt = bytes.fromhex("a55a0239 01cf0214 01ff01fc 02230204 01".replace(" ", ""))
->>> x, c, st = feed(pkt, init())
+>>> x, c, st = flush(feed(pkt, init())[2])  # a lone packet waits for a next one
 >>> x[:, 0].tolist(), c.tolist()
 ([463.0, 532.0, 511.0, 508.0, 547.0, 516.0], [57])
 """
@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 
 from emgtool.acquisition.protocols._frames import (
     DecoderState,
+    fix_counter_glitches,
     place_samples,
     scan_frames,
     unwrap_counters,
@@ -68,9 +69,13 @@ def _valid(a: NDArray[np.uint8], s: NDArray[np.intp]) -> NDArray[np.bool_]:
 
 
 def feed(
-    data: bytes, state: DecoderState
+    data: bytes, state: DecoderState, final: bool = False
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], DecoderState]:
-    """Decode more bytes → (counts (6, n) with NaN for lost packets, counters, state)."""
+    """Decode more bytes → (counts (6, n) with NaN for lost packets, counters, state).
+
+    The last complete packet is held back until the next one arrives, so a
+    corrupted counter byte can be recognised; ``final=True`` releases it.
+    """
     buf = state.buf + bytes(data)
     starts, consumed, counts, synced = scan_frames(
         buf, FRAME_LEN, _valid, state.synced, lookahead=state.params.get("lookahead", False)
@@ -78,6 +83,12 @@ def feed(
     stats = dict(state.stats)
     for k, v in counts.items():
         stats[k] += v
+    a = np.frombuffer(buf, np.uint8)
+    hold = not final and starts.size > 0 and consumed == int(starts[-1]) + FRAME_LEN
+    nxt = None
+    if hold:  # keep the last packet until the next one: its counter checks this one's
+        nxt = int(a[starts[-1] + 3])
+        consumed, starts, synced = int(starts[-1]), starts[:-1], True
     stats["frames"] += int(starts.size)
     rest = buf[consumed:]
     if starts.size == 0:
@@ -86,8 +97,8 @@ def feed(
             np.zeros(0, np.int64),
             state.replace(buf=rest, synced=synced, stats=stats),
         )
-    a = np.frombuffer(buf, np.uint8)
-    ctr = a[starts + 3].astype(np.int64)
+    prev = None if state.last_abs is None else state.last_abs % 256
+    ctr = fix_counter_glitches(a[starts + 3].astype(np.int64), prev, nxt, 256)
     absn, lost = unwrap_counters(ctr, state.last_abs, 256)
     stats["lost_frames"] += lost
     idx = starts[:, None] + 4 + 2 * np.arange(N_CH)[None, :]
@@ -113,8 +124,8 @@ def feed(
 
 
 def flush(state: DecoderState):
-    """Nothing is held back beyond an incomplete packet."""
-    return np.zeros((N_CH, 0)), np.zeros(0, np.int64), state
+    """Release the packet held back for the counter check (end of a stream)."""
+    return feed(b"", state, final=True)
 
 
 def scale_uv(state: DecoderState) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
