@@ -84,7 +84,10 @@ MUSCLES: tuple[Muscle, ...] = (
     Muscle("first_dorsal_interosseous", "First dorsal interosseous", "cervical", ("first dorsal interosseous", "1st dorsal interosseous", "fdi", "1di"), "ulnar", "C8-T1"),
     Muscle("abductor_pollicis_brevis", "Abductor pollicis brevis", "cervical", ("abductor pollicis brevis", "apb", "thenar"), "median", "C8-T1"),
     Muscle("abductor_digiti_minimi", "Abductor digiti minimi (hand)", "cervical", ("abductor digiti minimi", "adm", "adq", "hypothenar"), "ulnar", "C8-T1"),
-    Muscle("thoracic_paraspinals", "Thoracic paraspinals", "thoracic", ("thoracic paraspinals", "thoracic paraspinal", "paraspinals", "paraspinal", "tps", "psp t", "psp"), "dorsal rami", "T"),
+    Muscle("cervical_paraspinals", "Cervical paraspinals", "cervical", ("cervical paraspinals", "cervical paraspinal", "cervical psp", "psp c"), "dorsal rami", "C"),
+    # Plain "paraspinals" means thoracic (the usual EMG site, e.g. T10) unless a level says otherwise.
+    Muscle("thoracic_paraspinals", "Thoracic paraspinals", "thoracic", ("thoracic paraspinals", "thoracic paraspinal", "thoracic psp", "erector spinae", "paraspinals", "paraspinal", "tps", "psp t", "psp"), "dorsal rami", "T"),
+    Muscle("lumbar_paraspinals", "Lumbar paraspinals", "lumbosacral", ("lumbar paraspinals", "lumbar paraspinal", "lumbosacral paraspinals", "lumbar psp", "multifidus", "psp lumbar"), "dorsal rami", "L"),
     Muscle("rectus_abdominis", "Rectus abdominis", "thoracic", ("rectus abdominis", "rectus abd", "abdominis", "abdomen", "ra"), "intercostal", "T7-T12"),
     Muscle("iliopsoas", "Iliopsoas", "lumbosacral", ("iliopsoas", "psoas", "ip"), "femoral", "L2-L3"),
     Muscle("vastus_lateralis", "Vastus lateralis", "lumbosacral", ("vastus lateralis", "vastus lat", "vl"), "femoral", "L2-L4"),
@@ -132,6 +135,18 @@ def _words(label: str) -> list[str]:
     return s.split()
 
 
+# Spinal levels ("T10", "L4", "C6") next to a paraspinal muscle name the level,
+# not a side and an electrode number.
+_PARASPINAL = re.compile(r"paraspin|psp|erector|multifid", re.I)
+_LEVEL = re.compile(r"(?<![a-z])([ctls])(\d{1,2})(?![\d])", re.I)
+_LEVEL_SITE = {
+    "c": "cervical_paraspinals",
+    "t": "thoracic_paraspinals",
+    "l": "lumbar_paraspinals",
+    "s": "lumbar_paraspinals",
+}
+
+
 def parse_label(label: str, *, warn: bool = False) -> Channel:
     """Parse one channel label into a :class:`Channel`.
 
@@ -142,20 +157,25 @@ def parse_label(label: str, *, warn: bool = False) -> Channel:
     warn : bool
         Emit an :class:`~emgtool.errors.EmgtoolWarning` when the muscle is not recognised.
     """
-    words = _words(label)
+    level_site = None
+    text = label
+    if _PARASPINAL.search(label):
+        m = _LEVEL.search(_UNIT_BRACKETS.sub(" ", label))
+        if m:
+            level_site = _LEVEL_SITE[m.group(1).lower()]
+            text = _UNIT_BRACKETS.sub(" ", label)
+            text = text[: m.start()] + " " + text[m.end() :]
+    words = _words(text)
     side = "n/a"
     electrode: int | None = None
     rest: list[str] = []
-    prev = ""
     for w in words:
         if w in _SIDE_WORDS:
             side = _SIDE_WORDS[w]
         elif w.isdigit():
-            if prev != "t":  # "T10 paraspinal": a spinal level, not an electrode number
-                electrode = int(w)
+            electrode = int(w)
         elif w not in _NOISE_WORDS:
             rest.append(w)
-        prev = w
     # Re-attach single-letter words that are part of an alias ("psp t", "1di").
     site, region = "unknown", "unknown"
     for alias, m in _ALIASES:
@@ -173,6 +193,8 @@ def parse_label(label: str, *, warn: bool = False) -> Channel:
             if "".join(alias) == joined and joined:
                 site, region = m.site, m.region
                 break
+    if level_site and site in _LEVEL_SITE.values():
+        site, region = level_site, _BY_SITE[level_site].region
     if site == "unknown" and warn:
         amb = [f"{w!r} may mean {_AMBIGUOUS[w]}" for w in rest if w in _AMBIGUOUS]
         warnings.warn(

@@ -119,6 +119,32 @@ def test_every_listed_muscle(label, site, region):
     assert (c.site, c.region) == (site, region)
 
 
+@pytest.mark.parametrize(
+    "label, expected",
+    [
+        ("T10 paraspinal L", ("thoracic_paraspinals", "L", "thoracic")),
+        ("Paraspinal T10 R", ("thoracic_paraspinals", "R", "thoracic")),
+        ("PSP L", ("thoracic_paraspinals", "L", "thoracic")),  # plain paraspinals: thoracic
+        ("Erector spinae R", ("thoracic_paraspinals", "R", "thoracic")),
+        # "L4" is a level here, not the left side and electrode 4
+        ("L4 paraspinal R", ("lumbar_paraspinals", "R", "lumbosacral")),
+        ("Paraspinal L4 R", ("lumbar_paraspinals", "R", "lumbosacral")),
+        ("L5 PSP (uV) R", ("lumbar_paraspinals", "R", "lumbosacral")),
+        ("Lumbar paraspinals L", ("lumbar_paraspinals", "L", "lumbosacral")),
+        ("Multifidus L", ("lumbar_paraspinals", "L", "lumbosacral")),
+        ("C6 PSP L", ("cervical_paraspinals", "L", "cervical")),
+        ("Cervical paraspinals R", ("cervical_paraspinals", "R", "cervical")),
+    ],
+)
+def test_paraspinal_levels(label, expected):
+    c = parse_label(label)
+    assert (c.site, c.side, c.region) == expected
+    assert c.electrode is None
+    # outside paraspinal labels a letter+digit stays side + electrode
+    assert parse_label("Biceps L1").electrode == 1
+    assert parse_label("Paraspinal L 03").electrode == 3
+
+
 def test_vocabulary_table_is_consistent():
     sites = [m.site for m in MUSCLES]
     assert len(sites) == len(set(sites))
