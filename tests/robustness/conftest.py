@@ -187,3 +187,60 @@ def find_secrets(root: Path, needles: list[str]) -> list[tuple[str, str]]:
                     hits.append((str(p.relative_to(root)), n))
                     break
     return hits
+
+
+# ---------------------------------------------------------------------- EDF+D
+def write_edf_plus_d(
+    path: Path, data: np.ndarray, fs: float, onsets_s: list[float], record_s: float = 1.0
+) -> Path:
+    """EDF+D file: record ``k`` holds ``data[:, k*spr:(k+1)*spr]`` and starts at ``onsets_s[k]``.
+
+    Written field by field (edfio does not write EDF+D); physical range ±5 mV.
+    """
+    spr = int(round(fs * record_s))
+    n_rec = len(onsets_s)
+    n_ch = data.shape[0]
+    ann_spr = 32  # 64 bytes per record for the time-keeping TAL
+    labels = [*LABELS[:n_ch], "EDF Annotations"]
+    ns = len(labels)
+
+    def f(v, w):
+        return str(v).encode("ascii").ljust(w, b" ")[:w]
+
+    hdr = [
+        f("0", 8),
+        f("X X X X", 80),
+        f("Startdate X X X X", 80),
+        f("01.01.20", 8),
+        f("10.00.00", 8),
+        f(256 * (ns + 1), 8),
+        f("EDF+D", 44),
+        f(n_rec, 8),
+        f(f"{record_s:g}", 8),
+        f(ns, 4),
+    ]
+    sig = {
+        "label": (16, labels),
+        "transducer": (80, [""] * ns),
+        "dim": (8, ["uV"] * n_ch + [""]),
+        "pmin": (8, [-5000] * n_ch + [-1]),
+        "pmax": (8, [5000] * n_ch + [1]),
+        "dmin": (8, [-32768] * ns),
+        "dmax": (8, [32767] * ns),
+        "prefilter": (80, [""] * ns),
+        "spr": (8, [spr] * n_ch + [ann_spr]),
+        "reserved": (32, [""] * ns),
+    }
+    for width, values in sig.values():
+        hdr += [f(v, width) for v in values]
+    digital = np.clip(
+        np.round(np.asarray(data, np.float64) / 5000.0 * 32767.5 - 0.5), -32768, 32767
+    )
+    body = []
+    for k, onset in enumerate(onsets_s):
+        for c in range(n_ch):
+            body.append(digital[c, k * spr : (k + 1) * spr].astype("<i2").tobytes())
+        tal = f"+{onset:g}".encode() + b"\x14\x14\x00"
+        body.append(tal.ljust(2 * ann_spr, b"\x00"))
+    Path(path).write_bytes(b"".join(hdr) + b"".join(body))
+    return path
