@@ -663,6 +663,7 @@ def _handle(ses: _Session, ev: PortEvent) -> bool:
             ses.reconnects += 1
             ses.connected = True
             if ses.source.make_decoder is not None:
+                _drain_decoder(ses, ev.t)
                 ses.decoder = ses.source.make_decoder()
                 if ses.fs and not ses.decoder.fs:  # CSV: keep placing lines until the header
                     ses.decoder = ses.decoder.replace(fs=ses.fs, n_channels=len(ses.channels))
@@ -681,6 +682,16 @@ def _handle(ses: _Session, ev: PortEvent) -> bool:
             ses.screen.say("emgtool: device gone and --no-reconnect given: stopping cleanly")
         return True
     return False
+
+
+def _drain_decoder(ses: _Session, t: float) -> None:
+    """Emit what the decoder holds back (last frame) before it is replaced."""
+    if ses.decoder is None or not ses.fs:
+        return
+    x, _c, ses.decoder = protocols.flush(ses.decoder)
+    if x.shape[1] and x.shape[0] == len(ses.channels):
+        off, scale = protocols.scale_uv(ses.decoder)
+        ses.add_samples((x - off[:, None]) * scale[:, None], ses.t_last_data or t)
 
 
 def _stall_restart(ses: _Session, t: float) -> float:
@@ -704,6 +715,7 @@ def _stall_restart(ses: _Session, t: float) -> float:
     quiet_s = t - ses.t_last_data
     if quiet_s <= limit_s:
         return 0.0
+    _drain_decoder(ses, t)
     fresh = ses.source.make_decoder()
     if "gains" in st.params:  # Cyton: the board kept its settings
         fresh = fresh.replace(params={**fresh.params, "gains": st.params["gains"]})
