@@ -18,11 +18,11 @@ def add_parser(sub) -> None:
         "record",
         help="record from a serial EMG board with live detection (crash-safe)",
         description=(
-            "Record surface EMG from a serial board, detect fasciculations and cramps live, and "
-            "write DIR/recording.edf (EDF+, events as annotations), events.tsv, summary.json and "
-            "report.html when stopped (duration reached, Ctrl-C or SIGTERM). Samples reach the disk "
-            "every second; after a crash run 'emgtool recover DIR'. Try it without hardware: "
-            "'emgtool fake-device --protocol csv' prints a port to pass to --port."
+            "Record surface EMG from a serial board, detect fasciculations and cramps live, and\n"
+            "write DIR/recording.edf (EDF+, events as annotations), events.tsv, summary.json and\n"
+            "report.html when stopped (duration reached, Ctrl-C or SIGTERM). Samples reach the\n"
+            "disk every second; after a crash run 'emgtool recover DIR'.\n"
+            "Without hardware: 'emgtool fake-device --protocol csv' prints a port for --port."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
