@@ -73,6 +73,19 @@ def _fsync_tree(folder: Path) -> None:
                 os.close(fd)
 
 
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a directory
+    finally:
+        os.close(fd)
+
+
 def _atomic_place(tmp: Path, target: Path) -> None:
     # os.replace cannot overwrite a non-empty folder: move the old one aside first.
     if target.exists():
@@ -156,6 +169,7 @@ def run_one(job: dict) -> dict:
         (tmp / MARKER).write_text(json.dumps(marker, indent=1, default=_plain), encoding="utf-8")
         _fsync_tree(tmp)
         _atomic_place(tmp, target)
+        _fsync_dir(out_root)  # the rename itself survives a power cut
         out.update(status="ok", out_dir=job["name"], rows=rows, recording=recording)
     except Exception as e:  # a bad file is a result, not a crash of the batch
         reason = _reason(e)
