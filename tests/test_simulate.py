@@ -326,6 +326,23 @@ def test_flat_and_clipped_channels():
     assert at_rail.sum() <= sum(int(d * rec.fs) for d in clipped.duration) + 10
 
 
+def test_disconnected_channel_with_mains_hum():
+    rec, truth = simulate("als-widespread", 10.0, seed=9, flat_channel="mains", mains_hz=60.0)
+    row = truth[truth.reason == "disconnected"]
+    assert len(row) == 1
+    ch = rec.labels.index(row.channel.iloc[0])
+    f, p = signal.welch(rec.data[ch].astype(float), fs=rec.fs, nperseg=4096)
+    assert abs(f[np.argmax(p)] - 60.0) < 1.0
+    assert 150 < np.ptp(rec.data[ch]) / 2 < 1500
+    assert not _fp(truth)["channel"].str.split("|").apply(lambda c: rec.labels[ch] in c).any()
+    # the other channels are the same recording as with a flat channel
+    rec_flat, _ = simulate("als-widespread", 10.0, seed=9, flat_channel=True, mains_hz=60.0)
+    others = [i for i in range(rec.n_channels) if i != ch]
+    assert np.array_equal(rec.data[others], rec_flat.data[others])
+    with pytest.raises(ConfigError, match="flat_channel"):
+        simulate("healthy", 2.0, flat_channel="wobbly")
+
+
 # ----------------------------------------------------------------------------- files
 def _edf_steps(path):
     """Quantisation step (µV) per signal from the EDF header's physical/digital ranges."""
@@ -452,6 +469,8 @@ def test_cli_simulate(tmp_path, capsys):
     assert (truth.trial_type == "cramp").sum() == 1
     assert set(truth.site) <= {"gastrocnemius_medial", "biceps", "unknown"}
     assert out.read_text().splitlines()[0] == "time_s,Gastroc med L (uV),Biceps R (uV)"
+    assert main(["simulate", str(tmp_path / "h.edf"), "--duration", "2", "--hum-channel"]) == 0
+    assert (read_events_tsv(tmp_path / "h.truth.tsv").reason == "disconnected").sum() == 1
     assert main(["simulate", str(tmp_path / "t.edf"), "--nuisances", "hum"]) == 2
     assert "unknown nuisance" in capsys.readouterr().err
     with pytest.raises(SystemExit):

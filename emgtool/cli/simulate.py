@@ -100,10 +100,21 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="50|60",
         help="mains frequency (default: 50)",
     )
-    p.add_argument(
+    dis = p.add_mutually_exclusive_group()
+    dis.add_argument(
         "--flat-channel",
-        action="store_true",
+        dest="flat_channel",
+        action="store_const",
+        const="flat",
+        default=False,
         help="make one channel flat (disconnected electrode)",
+    )
+    dis.add_argument(
+        "--hum-channel",
+        dest="flat_channel",
+        action="store_const",
+        const="mains",
+        help="make one channel a disconnected electrode that picks up only mains (200-1000 uV)",
     )
     p.add_argument(
         "--clipped-channel",

@@ -66,7 +66,7 @@ def simulate(
     snr_db: float | None = None,
     nuisances: set[str] | str | None = "default",
     mains_hz: float = 50.0,
-    flat_channel: bool = False,
+    flat_channel: bool | str = False,
     clipped_channel: bool = False,
     sites: list[str] | str | None = None,
     n_cramps: int | None = None,
@@ -99,10 +99,14 @@ def simulate(
         ``"default"`` (all), ``"none"``, or names from :data:`NUISANCES`
         (``pink, white, mains, ecg, wander, motion``), as a set or comma list.
     mains_hz : 50 or 60
-    flat_channel, clipped_channel : bool
-        Make one channel disconnected (flat) / one saturate at its rail during
-        1-2 stretches of 1-4 s.  Both appear in the truth as ``artifact`` rows
-        with reason ``flat`` / ``clipped``.
+    flat_channel : bool or {"flat", "mains"}
+        Disconnect one channel: ``True``/``"flat"`` makes it flat (0.05 µV
+        noise), ``"mains"`` leaves only 200-1000 µV of mains on it (an open
+        electrode picking up hum).  Truth: an ``artifact`` row with reason
+        ``flat`` / ``disconnected``.
+    clipped_channel : bool
+        Make one channel saturate at its rail during 1-2 stretches of 1-4 s
+        (truth: ``artifact`` rows with reason ``clipped``).
     sites : list of str, optional
         Channel labels (e.g. ``["Biceps L", "TA R"]``) instead of the scenario's montage.
     n_cramps, n_voluntary : int, optional

@@ -263,7 +263,7 @@ def simulate_parts(
     snr_db: float | None = None,
     nuisances: set[str] | str | None = "default",
     mains_hz: float = 50.0,
-    flat_channel: bool = False,
+    flat_channel: bool | str = False,
     clipped_channel: bool = False,
     sites: list[str] | str | None = None,
     n_cramps: int | None = None,
@@ -286,6 +286,12 @@ def simulate_parts(
         raise ConfigError(f"sampling rate must be at least 100 Hz, got {fs!r}")
     if mains_hz not in (50, 60, 50.0, 60.0):
         raise ConfigError(f"mains frequency must be 50 or 60 Hz, got {mains_hz!r}")
+    flat_mode = {False: "", None: "", True: "flat"}.get(flat_channel, flat_channel)
+    if flat_mode not in ("", "flat", "mains"):
+        raise ConfigError(
+            f"flat_channel must be 'flat' or 'mains' (or True/False), got {flat_channel!r}"
+        )
+    flat_channel = bool(flat_mode)
     active = parse_nuisances(nuisances)
     if snr_db is not None and not ({"pink", "white"} & active):
         raise ConfigError(
@@ -623,6 +629,11 @@ def simulate_parts(
     # ------------------------------------------------------------ channel faults
     if flat_idx >= 0:
         data[flat_idx] = (0.05 * r_fault.standard_normal(n)).astype(DTYPE)
+        if flat_mode == "mains":
+            # A disconnected electrode picks up mains (hundreds of µV) and nothing else.
+            hum = np.zeros((1, n), dtype=DTYPE)
+            nz.add_mains(hum, r_fault, fs, float(mains_hz), np.array([r_fault.uniform(200, 1000)]))
+            data[flat_idx] += hum[0]
         rows.append(
             {
                 "onset": 0.0,
@@ -633,7 +644,7 @@ def simulate_parts(
                 "side": channels[flat_idx].side,
                 "region": channels[flat_idx].region,
                 "channel": labels[flat_idx],
-                "reason": "flat",
+                "reason": "flat" if flat_mode == "flat" else "disconnected",
             }
         )
     if clip_idx >= 0:
@@ -683,6 +694,7 @@ def simulate_parts(
         "mains_hz": float(mains_hz) if "mains" in active else None,
         "noise_rms_uv": [float(s) for s in sigma],
         "flat_channel": labels[flat_idx] if flat_idx >= 0 else None,
+        "flat_mode": flat_mode or None,
         "clipped_channel": labels[clip_idx] if clip_idx >= 0 else None,
     }
     rec = Recording(data, fs, channels, meta=meta)
