@@ -244,3 +244,35 @@ def test_long_silence_beyond_the_8bit_counter_becomes_a_host_time_gap(tmp_path):
     assert abs(gap["n_samples"] - 500) <= 5  # host clock (2.1 s between reads) minus the read
     assert abs(res["n_samples"] - 1250) <= 5  # no 256-frame undercount
     assert side["decoder"]["lost_frames"] == 0
+
+
+def test_recover_after_a_crash_between_closing_the_file_and_writing_results(tmp_path, sim_edf):
+    """Killed after the EDF was closed but before events/summary: recover re-analyses it."""
+    from emgtool.cli import main
+    from emgtool.events import read_events_tsv
+
+    out = tmp_path / "rec"
+    src = live.sample_file_source(sim_edf, speed=0)
+    live.run_live(src, live.LiveOptions(out, view="off", write_report=False), threading.Event())
+    before = read_events_tsv(out / "events.tsv")
+    for name in ("events.tsv", "events.json", "summary.json"):
+        (out / name).unlink()
+    side = json.loads((out / live.SIDECAR).read_text())
+    side["status"] = "closed"
+    (out / live.SIDECAR).write_text(json.dumps(side))
+    edf_bytes = (out / "recording.edf").read_bytes()
+    assert main(["recover", str(out)]) == 0
+    assert (out / "recording.edf").read_bytes() == edf_bytes  # a closed file is left alone
+    assert not (out / "recording.partial.edf").exists()
+    after = read_events_tsv(out / "events.tsv")
+    key = ["sample", "trial_type", "site", "side"]
+    assert after[key].astype(str).values.tolist() == before[key].astype(str).values.tolist()
+    assert (out / "report.html").exists() and (out / "summary.json").exists()
+    assert main(["recover", str(out)]) == 2  # nothing left to do
+
+
+def test_recover_refuses_a_folder_without_a_recording(tmp_path):
+    from emgtool.cli import main
+
+    assert main(["recover", str(tmp_path)]) == 2
+    assert main(["recover", str(tmp_path / "missing")]) == 2
