@@ -71,6 +71,7 @@ EDF_DIGITAL = (-32768, 32767)
 ANNOTATION_BYTES = 2048
 #: frames of silence beyond which an 8-bit device counter is no longer trusted
 STALL_FRAMES = 200
+NO_DATA_HINT_S = 5.0
 
 
 @dataclass
@@ -332,6 +333,7 @@ class _Session:
         self.rate_window: list[tuple[float, int, int]] = []
         self.stop_reason = ""
         self.asked_header = time.monotonic()
+        self.hinted = False
 
     # -------------------------------------------------------------- set-up once fs is known
     def begin(
@@ -583,6 +585,9 @@ def run_live(source: LiveSource, opts: LiveOptions, stop_event: threading.Event)
                 ses.write_sidecar("recording")
             if ses.fs and now - ses.status.elapsed_s - ses.t_start >= 0.5:
                 ses.refresh_view()
+            if ses.t_last_data is None and now - ses.t_start > NO_DATA_HINT_S and not ses.hinted:
+                ses.hinted = True
+                ses.screen.say(_no_data_hint(ses))
         else:
             ses.stop_reason = ses.stop_reason or "stopped by user"
     finally:
@@ -684,6 +689,25 @@ def _handle(ses: _Session, ev: PortEvent) -> bool:
     return False
 
 
+def _no_data_hint(ses: _Session) -> str:
+    """What to check when nothing decodable arrived after a few seconds."""
+    st = ses.decoder
+    if ses.bytes_in == 0:
+        return (
+            f"emgtool: no data after {NO_DATA_HINT_S:g} s; is the board on, the cable in, "
+            "and --protocol right? (still waiting; Ctrl-C to stop)"
+        )
+    if st is not None and st.protocol == "csv":
+        return (
+            f"emgtool: {ses.bytes_in} bytes received but no '# emgtool-csv v1' header yet; "
+            "check --baud, or give --fs and --channels if the sketch sends no header"
+        )
+    return (
+        f"emgtool: {ses.bytes_in} bytes received but no valid frame yet; wrong --baud or "
+        "--protocol? (see firmware_notes/)"
+    )
+
+
 def _drain_decoder(ses: _Session, t: float) -> None:
     """Emit what the decoder holds back (last frame) before it is replaced."""
     if ses.decoder is None or not ses.fs:
@@ -738,9 +762,17 @@ def _finish(ses: _Session) -> dict:
         if x.shape[1]:
             off, scale = protocols.scale_uv(ses.decoder)
             ses.add_samples((x - off[:, None]) * scale[:, None], time.monotonic())
-    if ses.writer is None:
-        ses.write_sidecar("empty")
-        raise EmgtoolError("no samples were received; check --protocol, --baud and the cable")
+    if ses.writer is None or ses.n_done + ses.n_pending == 0:
+        # Nothing recorded: leave no half-made recording behind (a rerun with the
+        # same --out must work), only the explanation.
+        if ses.writer is not None:
+            ses.writer.close()
+            (ses.out_dir / RECORDING).unlink(missing_ok=True)
+        (ses.out_dir / SIDECAR).unlink(missing_ok=True)
+        raise EmgtoolError(
+            f"no samples were received ({ses.bytes_in} bytes read); "
+            "check --protocol, --baud, the cable and that the board is on"
+        )
     ses.process(time.monotonic())
     analysis = None
     if ses.pipe is not None:

@@ -354,3 +354,25 @@ def test_fake_device_command_prints_a_port_that_streams(tmp_path):
         _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "sent" in err
+
+
+def test_wrong_protocol_gets_a_hint_and_a_clear_error(tmp_path, monkeypatch, capsys):
+    """A P2 decoder on a Cyton stream: nothing decodes; the user is told what to check."""
+    from emgtool.acquisition import live
+    from emgtool.acquisition.fakedevice import FakeDevice
+    from emgtool.errors import EmgtoolError
+
+    dev = FakeDevice("cyton", link=None).start()
+    dev.streaming = True  # as if someone had sent 'b' earlier
+    monkeypatch.setattr(live, "NO_DATA_HINT_S", 0.5)
+    live._preload()  # as `record` does before opening the port
+    stop = threading.Event()
+    threading.Timer(2.0, stop.set).start()
+    try:
+        src = live.serial_source(dev.path, "p2")
+        with pytest.raises(EmgtoolError, match="no samples were received"):
+            live.run_live(src, live.LiveOptions(tmp_path / "rec", view="lines"), stop)
+    finally:
+        dev.stop()
+    out = capsys.readouterr().out
+    assert "no valid frame yet" in out and "--baud" in out
