@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 
 from emgtool.config import DetectorConfig
 from emgtool.pipeline import dsp
+from emgtool.pipeline.doublets import comb_inverse, find_doublets
 from emgtool.pipeline.ecg import ECG_SITES, CardiacTracker, bootstrap, classify
 from emgtool.pipeline.features import waveform_features
 from emgtool.pipeline.runs import find_runs
@@ -51,7 +52,9 @@ NOISE_PCT = 25.0  # percentile of recent block SDs used as the noise floor
 ACTIVE_BLOCK_FRACTION = 0.2  # blocks more active than this keep the previous noise estimate
 ACTIVE_RMS_SD = 2.0  # a 10-ms bin is active above this many noise SDs (RMS)
 MAX_POTENTIAL_MS = 60.0  # longer supra-threshold segments (incl. ringing) are not one potential
-HALF_WINDOW_MS = 20.0  # waveform window: peak ± this
+HALF_WINDOW_MS = 25.0  # waveform window: peak ± this (holds both potentials of a doublet)
+DOUBLET_MS = (4.0, 16.0)  # lags tried for same-unit doublets
+DOUBLET_MIN_PP_SD = 8.0  # doublet test only where the peak (p-p/2) is >= this many noise SDs
 CLIP_RUN = 5  # identical consecutive samples at the extreme = clipped
 SUSTAINED_MARGIN_S = 0.25  # candidates this close to sustained activity are dropped
 RING_S = 900.0  # activity history kept for cramp statistics (15 min)
@@ -109,6 +112,7 @@ class PipelineState:
     ring_n_samples: int
     qrs_n: tuple
     art_n: tuple
+    doublet_lags: range
     # progress
     n_in: int = 0  # raw samples received
     pos: int = 0  # samples filtered
@@ -200,6 +204,9 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
         ring_n_samples=int(round(RING_MS * ms)),
         qrs_n=(int(round(QRS_MS[0] * ms)), int(round(QRS_MS[1] * ms))),
         art_n=(int(round(ARTEFACT_MS[0] * ms)), int(round(ARTEFACT_MS[1] * ms))),
+        doublet_lags=range(
+            max(2, int(round(DOUBLET_MS[0] * ms))), int(round(DOUBLET_MS[1] * ms)) + 1
+        ),
     )
     n_ch = len(channels)
     st.raw_tail = np.zeros((n_ch, 0), np.float32)
@@ -703,33 +710,63 @@ def _measure(st, site_idx, s0, s1) -> None:
         uniform = np.zeros(len(sel), bool)
         if len(chs) >= 8:
             uniform = np.percentile(pp, 25, axis=0) >= 0.5 * pp.max(axis=0)
+        # Doublets: the window holds the same potential twice (see doublets.py).
+        amp_all = pp[best_k, np.arange(len(sel))]
+        lag = np.zeros(len(sel), np.int64)
+        big = amp_all >= DOUBLET_MIN_PP_SD * 2 * sd
+        if big.any():
+            lag[big], _ = find_doublets(wave[big], sd[big], st.doublet_lags)
         for j in range(len(sel)):
             # Peak to peak within the candidate's own segment: the window around
             # it may also hold a neighbouring, larger potential.
-            amp = float(pp[best_k[j], j])
+            amp = float(amp_all[j])
             if amp < cfg.fasc_min_pp_uv:
                 continue
-            onset = int(peak[j] - st.half_n + f["onset"][j])
-            rec = {
-                "site_i": int(s),
-                "start": onset,
-                "stop": int(max(en_s[j], peak[j] - st.half_n + f["last"][j] + 1)),
-                "peak": int(peak[j]),
-                "best_ch": int(best_ch[j]),
-                "channels": [int(c) for c, v in zip(chs, saw[:, j], strict=True) if v]
-                or [int(best_ch[j])],
-                "amplitude_uv": amp,
-                "duration_ms": float(f["duration_ms"][j]),
-                "phases": int(f["phases"][j]),
-                "turns": int(f["turns"][j]),
-                "area_uv_ms": float(f["area_uv_ms"][j]),
-                "uniform": bool(uniform[j]),
-                "wave": wave[j],
-                "ecg": False,
-                "ecg_done": False,
-            }
-            st.pending.append(rec)
-            st.recent_peaks.append((rec["peak"], int(s), rec))
+            parts = [(int(peak[j]), amp, wave[j], f, j)]
+            if lag[j]:
+                single = comb_inverse(wave[j], int(lag[j])).astype(np.float32)
+                i_pk = int(np.abs(single).argmax())
+                p1 = int(peak[j]) - st.half_n + i_pk
+                amp1 = float(single.max() - single.min())
+                if amp1 >= cfg.fasc_min_pp_uv:
+                    # Both copies carry the recovered single potential, centred on its peak:
+                    # the unit's own shape, for features and shape clustering.
+                    shift = st.half_n - i_pk
+                    centred = np.zeros_like(single)
+                    src = single[max(0, -shift) : len(single) - max(0, shift)]
+                    centred[max(0, shift) : max(0, shift) + len(src)] = src
+                    w1 = w2 = centred
+                    f1 = waveform_features(single[None], sd[j : j + 1], st.fs)
+                    f1 = {k: np.r_[v, v] for k, v in f1.items()}
+                    for k in ("onset", "first", "last", "peak"):
+                        f1[k] = f1[k] + (st.half_n - i_pk)  # re-centre on each copy's peak
+                    parts = [(p1, amp1, w1, f1, 0), (p1 + int(lag[j]), amp1, w2, f1, 1)]
+            for pk, a_uv, wv, ff, jj in parts:
+                # The same potential may be found again from a neighbouring segment.
+                if any(
+                    rs == s and abs(rp - pk) <= st.bridge_n for rp, rs, _ in st.recent_peaks[-64:]
+                ):
+                    continue
+                rec = {
+                    "site_i": int(s),
+                    "start": int(pk - st.half_n + ff["onset"][jj]),
+                    "stop": int(max(pk + 1, pk - st.half_n + ff["last"][jj] + 1)),
+                    "peak": int(pk),
+                    "best_ch": int(best_ch[j]),
+                    "channels": [int(c) for c, v in zip(chs, saw[:, j], strict=True) if v]
+                    or [int(best_ch[j])],
+                    "amplitude_uv": a_uv,
+                    "duration_ms": float(ff["duration_ms"][jj]),
+                    "phases": int(ff["phases"][jj]),
+                    "turns": int(ff["turns"][jj]),
+                    "area_uv_ms": float(ff["area_uv_ms"][jj]),
+                    "uniform": bool(uniform[j]),
+                    "wave": wv,
+                    "ecg": False,
+                    "ecg_done": False,
+                }
+                st.pending.append(rec)
+                st.recent_peaks.append((rec["peak"], int(s), rec))
     if st.decisions_on and st.cfg.ecg_reject:
         # Cardiac tracking runs as candidates appear, in time order per site.
         for rec in sorted((p for p in st.pending if not p["ecg_done"]), key=lambda p: p["peak"]):
