@@ -55,7 +55,8 @@ def test_analyze_outputs_carry_no_identity(world):
     names = set(tree(out))
     assert {"events.tsv", "events.json", "summary.json", "report.html", "recording.edf"} <= names
     assert any(n.startswith("bids/") for n in names)
-    assert find_secrets(out, secrets() + list(START_FORMS)) == []
+    # Header fields, and the input's own free-text annotations, stay out.
+    assert find_secrets(out, [*secrets(), *START_FORMS, "electrodes checked"]) == []
     for stream in (r.out, r.err):
         assert not [s for s in secrets() if s.lower() in stream.lower()]
     summary = json.loads((out / "summary.json").read_text())
@@ -103,8 +104,10 @@ def test_info_and_report_and_batch(world, tmp_path):
     assert r.rc == 0 and not [s for s in secrets() if s.lower() in (r.out + r.err).lower()]
     r = run_cli(["info", src, "--keep-identity"], cwd=root / "cwd")
     assert NAME in r.out
+    analysed = tree(root / "plain")
     r = run_cli(["report", root / "plain", root / "plain", "--out", tmp_path / "rep"])
     assert r.rc == 0, r.err
+    assert tree(root / "plain") == analysed  # report reads its input folders only
     assert find_secrets(tmp_path / "rep", secrets() + list(START_FORMS)) == []
     r = run_cli(
         ["batch", src, "--out", tmp_path / "batch", "--engine", "serial", "--no-progress"],
