@@ -500,9 +500,10 @@ def memory_worker(path: str, hours: float | None = None) -> int:
 
         src = open_source(path)
         # The first `hours` of the long file: one cached file serves every length.
-        target = dataclasses.replace(
-            src, n_samples=min(src.n_samples, int(round(hours * 3600 * src.fs)))
-        )
+        n = min(src.n_samples, int(round(hours * 3600 * src.fs)))
+        if n < src.n_samples:
+            # Without the path, the recording id hashes the samples, not the whole long file.
+            target = dataclasses.replace(src, n_samples=n, meta={**src.meta, "path": None})
     an = analyze(target)
     wall = time.perf_counter() - t0
     stop.set()
