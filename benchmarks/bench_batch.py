@@ -45,7 +45,11 @@ def make_files(folder: Path, n: int, duration_s: float) -> list[Path]:
     return files
 
 
-def run_once(data: Path, workers: int, analyze: str | None) -> float:
+def run_once(data: Path, workers: int, analyze: str | None) -> tuple[float, float]:
+    """Wall time of one fresh batch, and the sum of the per-file task times."""
+    import shutil
+    import sqlite3
+
     from emgtool.batch import run_batch
 
     out = Path(tempfile.mkdtemp(prefix="bench-batch-out-"))
@@ -55,10 +59,20 @@ def run_once(data: Path, workers: int, analyze: str | None) -> float:
     dt = time.perf_counter() - t0
     if res.failed or res.done != len(list(data.glob("*.edf"))):
         raise RuntimeError(f"benchmark batch incomplete: {res.line()} {res.failures[:3]}")
-    import shutil
-
+    db = sqlite3.connect(out / "catalog.sqlite")
+    task_s = db.execute("SELECT SUM(seconds) FROM results").fetchone()[0]
+    db.close()
     shutil.rmtree(out, ignore_errors=True)
-    return dt
+    return dt, task_s
+
+
+def _autogroup() -> str | None:
+    # With autogroup, the kernel shares the CPUs fairly between *sessions*: while
+    # other sessions are busy, a session's share does not grow with its process count.
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip()
+    except OSError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -75,14 +89,20 @@ def main(argv: list[str] | None = None) -> dict:
         data.mkdir()
         make_files(data, args.files, args.duration_s)
         times: dict[int, list[float]] = {1: [], 2: []}
+        task_sums: dict[int, list[float]] = {1: [], 2: []}
         loads = []
         # interleave 1 and 2 workers so slow phases of a shared machine hit both
         for r in range(args.repeats):
             for w in (1, 2):
                 loads.append(os.getloadavg()[0])
-                dt = run_once(data, w, args.analyze)
+                dt, task_s = run_once(data, w, args.analyze)
                 times[w].append(dt)
-                print(f"repeat {r + 1}: {w} worker(s): {dt:.1f} s", flush=True)
+                task_sums[w].append(task_s)
+                print(
+                    f"repeat {r + 1}: {w} worker(s): {dt:.1f} s "
+                    f"(sum of per-file task times {task_s:.1f} s)",
+                    flush=True,
+                )
     med1, med2 = statistics.median(times[1]), statistics.median(times[2])
     result = {
         "benchmark": "emgtool batch, 1 vs 2 Dask workers",
@@ -95,11 +115,17 @@ def main(argv: list[str] | None = None) -> dict:
         "speedup_2_vs_1": med1 / med2,
         "target_speedup": 1.7,
         "meets_target": med1 / med2 >= 1.7,
+        "task_seconds_sum": {"1": task_sums[1], "2": task_sums[2]},
         "cpu_count": os.cpu_count(),
+        "sched_autogroup_enabled": _autogroup(),
         "load_average_1min_at_starts": loads,
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "note": "shared machine; other processes compete for the CPUs, see load averages",
+        "note": (
+            "shared machine; other processes compete for the CPUs (see load averages). "
+            "If the per-file task times add up to much more with 2 workers than with 1, "
+            "the two workers were not getting two CPUs' worth of time."
+        ),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     out = Path(args.out)
