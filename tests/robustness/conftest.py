@@ -61,9 +61,16 @@ def run_cli(argv: list[str], cwd: Path | None = None) -> CliRun:
     return CliRun(rc, out.getvalue(), err.getvalue())
 
 
-def run_subprocess(argv: list[str], cwd: Path | None = None, timeout: float = 120) -> CliRun:
-    """``python -m emgtool argv`` in a child process (what a user runs)."""
+def run_subprocess(
+    argv: list[str], cwd: Path | None = None, timeout: float = 120, tmpdir: Path | None = None
+) -> CliRun:
+    """``python -m emgtool argv`` in a child process (what a user runs).
+
+    ``tmpdir`` becomes the child's TMPDIR, to see what it leaves in temp space.
+    """
     env = dict(os.environ)
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     p = subprocess.run(
         [sys.executable, "-m", "emgtool", *[str(a) for a in argv]],

@@ -105,7 +105,9 @@ def test_info_and_report_and_batch(world, tmp_path):
     r = run_cli(["info", src, "--keep-identity"], cwd=root / "cwd")
     assert NAME in r.out
     analysed = tree(root / "plain")
-    r = run_cli(["report", root / "plain", root / "plain", "--out", tmp_path / "rep"])
+    r = run_cli(
+        ["report", root / "plain", root / "plain", "--out", tmp_path / "rep"], cwd=root / "cwd"
+    )
     assert r.rc == 0, r.err
     assert tree(root / "plain") == analysed  # report reads its input folders only
     assert find_secrets(tmp_path / "rep", secrets() + list(START_FORMS)) == []
@@ -180,3 +182,14 @@ def test_failed_analysis_leaves_nothing(tmp_path):
     assert_one_line_error(r, "bad.edf")
     assert not (tmp_path / "o").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_demo_never_replaces_other_results(world, tmp_path):
+    """``emgtool demo --out DIR`` refuses a folder holding another recording's results."""
+    root, *_ = world
+    out = tmp_path / "mine"
+    shutil.copytree(root / "plain", out)
+    before = tree(out)
+    r = run_cli(["demo", "--out", out], cwd=tmp_path)
+    assert_one_line_error(r, str(out), "--overwrite")
+    assert tree(out) == before

@@ -304,8 +304,15 @@ def test_as_a_user_runs_it(tmp_path, base_signal):
     d[1] = 1234.5
     flat = tmp_path / "flat.edf"
     write_edf(flat, recording(d))
-    r = run_subprocess(["analyze", flat, "--out", tmp_path / "o1"])
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "tmp").mkdir()
+    r = run_subprocess(
+        ["analyze", flat, "--out", tmp_path / "o1"], cwd=tmp_path / "cwd", tmpdir=tmp_path / "tmp"
+    )
     assert r.rc == 0, r.err
+    # Nothing beside the input, in the working directory or left in temp space.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "flat.edf", "o1", "tmp"]
+    assert list((tmp_path / "cwd").iterdir()) == [] and list((tmp_path / "tmp").iterdir()) == []
     assert "Traceback" not in r.err
     assert r.warnings == [
         "emgtool: warning: flat channel(s) (no signal: electrode off or amplifier "
