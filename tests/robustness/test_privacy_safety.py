@@ -193,3 +193,21 @@ def test_demo_never_replaces_other_results(world, tmp_path):
     r = run_cli(["demo", "--out", out], cwd=tmp_path)
     assert_one_line_error(r, str(out), "--overwrite")
     assert tree(out) == before
+
+
+def test_non_ascii_name_is_not_echoed(tmp_path):
+    """A Latin-1 name (not allowed by EDF, common in practice) stays out of warnings and files."""
+    data, _ = simulated(6.0, seed=6)
+    src = write_identified_edf(tmp_path / "rec.edf", data)
+    raw = src.read_bytes()
+    latin = "Jäne_Q_Döeberg".encode("latin-1")
+    assert len(latin) == len(NAME)
+    src.write_bytes(raw.replace(NAME.encode(), latin, 1))
+    r = run_cli(["analyze", src, "--out", tmp_path / "o"])
+    assert r.rc == 0, r.err
+    assert any("non-ASCII" in w and "patient" in w for w in r.warnings), r.err
+    for text in (r.out, r.err):
+        assert "Döeberg" not in text and "D\\xf6eberg" not in text
+    assert find_secrets(tmp_path / "o", ["Döeberg", "Jäne", PATIENT_CODE]) == []
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert any("non-ASCII" in w for w in summary["warnings"])
