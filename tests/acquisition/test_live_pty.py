@@ -149,21 +149,22 @@ def test_record_from_fake_equals_offline_analysis(tmp_path, fake):
 def test_unplug_and_replug_records_a_gap_and_continues(tmp_path, fake):
     dev = fake(seed=1)
     out = tmp_path / "rec"
-    rec = RecordThread(record_argv(dev.path, out, "--no-report", duration=4))
+    rec = RecordThread(record_argv(dev.path, out, "--no-report", duration=6))
     rec.start()
-    wait_for(lambda: (sidecar(out).get("n_samples_written") or 0) >= 2000, proc=rec)
+    wait_for(lambda: (sidecar(out).get("n_samples_written") or 0) >= 1000, proc=rec)
+    assert sidecar(out)["n_samples_written"] < 8000  # unplugged well before the end
     dev.disconnect()  # the USB cable is pulled: the pty vanishes
     time.sleep(0.8)
     fake(seed=2)  # plugged in again, same name
     assert rec.finish() == 0
     side = sidecar(out)
-    assert side["reconnects"] == 1
+    assert side["reconnects"] == 1, side
     gaps = side["gaps"]
     assert len(gaps) == 1 and gaps[0]["reason"] == "disconnected"
     assert 0.5 <= gaps[0]["duration_s"] <= 4.0
     assert any(e["kind"] == "disconnected" for e in side["device_events"])
     raw = read_mne(out / "recording.edf")
-    assert raw.n_times >= 4 * 2000
+    assert raw.n_times >= 6 * 2000
     texts = list(raw.annotations.description)
     assert "gap" in texts
 

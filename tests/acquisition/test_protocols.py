@@ -132,12 +132,21 @@ def test_csv_counter_gap_and_reset():
     hdr = csvline.encode_header(1000, 1, units="uV")
     lines = csvline.encode(vals, 1000.0).split(b"\r\n")
     data = hdr + b"\r\n".join(lines[:5] + lines[8:]) + b"\r\n"
-    st = csvline.init(at_line_start=True)
-    x, c, st = protocols.feed(data, st)
+    x, c, st = feed_in_pieces(data, csvline.init(at_line_start=True))
     assert x.shape == (1, 20) and np.isnan(x[0, 5:8]).all() and x[0, 8] == 8.0
     # a device reset (counter back to 0) is counted, not turned into a 4e9-sample gap
-    x2, c2, st = protocols.feed(csvline.encode(vals[:, :3], 1000.0), st)
+    x2, c2, st = feed_in_pieces(csvline.encode(vals[:, :3], 1000.0), st)
     assert x2.shape == (1, 3) and st.params["counter_resets"] == 1
+
+
+def test_csv_lost_digit_in_a_counter_is_repaired():
+    vals = np.arange(30, dtype=float)[None, :]
+    lines = csvline.encode(vals, 1000.0, 1200).split(b"\r\n")
+    lines[10] = lines[10][1:]  # "1210,..." → "210,...": one byte lost on the line
+    data = csvline.encode_header(1000, 1, units="uV") + b"\r\n".join(lines)
+    x, c, st = feed_in_pieces(data, csvline.init(at_line_start=True))
+    assert x.shape == (1, 30) and not np.isnan(x).any()  # no fake gap, no fake reset
+    assert np.array_equal(x[0], vals[0]) and st.params["counter_resets"] == 0
 
 
 # ------------------------------------------------------------------ corruption
@@ -258,10 +267,10 @@ def test_valid_frames_in_garbage_are_all_recovered(name, pre, post, n):
 def test_csv_header_right_after_connect_is_not_taken_for_a_partial_line():
     # After 's', a flush and 'v', the header is the very first line the host sees.
     data = csvline.encode_header(500, 1, units="uV") + csvline.encode(np.array([[1, 2]]), 500.0)
-    x, c, st = protocols.feed(data, csvline.init())
+    x, c, st = feed_in_pieces(data, csvline.init())
     assert st.fs == 500 and x.tolist() == [[1.0, 2.0]]
     # but a cut data line before it is still dropped
-    x, c, st = protocols.feed(b"7,12000,3\n" + data, csvline.init())
+    x, c, st = feed_in_pieces(b"7,12000,3\n" + data, csvline.init())
     assert x.tolist() == [[1.0, 2.0]]
 
 

@@ -22,7 +22,10 @@ samples (default 10 minutes) is a device reset and is counted, not filled.
 >>> st = init()
 >>> x, c, st = feed(b"boot\\n# emgtool-csv v1 fs=1000 ch=2 units=uV\\n0,0,1.5,2\\r\\n2,2000,3,4\\n", st)
 >>> x.tolist(), c.tolist(), st.fs
-([[1.5, nan, 3.0], [2.0, nan, 4.0]], [0, -1, 2], 1000.0)
+([[1.5], [2.0]], [0], 1000.0)
+>>> x, c, st = flush(st)  # the last line waited for a next one (counter check)
+>>> x.tolist(), c.tolist()
+([[nan, 3.0], [nan, 4.0]], [-1, 2])
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from emgtool.acquisition.protocols._frames import DecoderState, place_samples
+from emgtool.acquisition.protocols._frames import (
+    DecoderState,
+    fix_counter_glitches,
+    place_samples,
+)
 
 __all__ = ["init", "feed", "flush", "encode", "encode_header", "scale_uv", "parse_header", "BAUD"]
 
@@ -70,6 +77,7 @@ def init(
         "max_jump": max_jump,
         "bad_lines": 0,
         "counter_resets": 0,
+        "last_ctr": None,
     }
     return DecoderState("csv", int(n_channels or 0), float(fs or 0.0), params=params)
 
@@ -119,9 +127,14 @@ def _parse_rows(lines: list[str], width: int) -> tuple[NDArray[np.float64], int]
 
 
 def feed(
-    data: bytes, state: DecoderState
+    data: bytes, state: DecoderState, final: bool = False
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], DecoderState]:
-    """Decode more bytes → (values (ch, n) with NaN for lost lines, counters, state)."""
+    """Decode more bytes → (values (ch, n) with NaN for lost lines, counters, state).
+
+    The last complete data line is held back until the next one arrives, so
+    a counter damaged by a lost digit (``1234`` → ``124``) is repaired from its
+    neighbours instead of faking a jump; ``final=True`` releases it.
+    """
     buf = state.buf + bytes(data)
     p = dict(state.params)
     stats = dict(state.stats)
@@ -147,7 +160,16 @@ def feed(
         stats["skipped_bytes"] += len(rest)
         rest = b""
         p["at_line_start"] = False
-    lines = [ln.strip() for ln in buf[: last_nl + 1].decode("ascii", "replace").split("\n")[:-1]]
+    end = last_nl + 1
+    nxt_ctr = None
+    if not final and last_nl >= 0:
+        prev_nl = buf.rfind(b"\n", 0, last_nl)
+        held = buf[prev_nl + 1 : last_nl + 1]
+        if held[:1].isdigit():  # hold the last data line (see the docstring)
+            end, rest = prev_nl + 1, held + rest
+            head = held.split(b",", 1)[0]
+            nxt_ctr = int(head) if head.isdigit() and len(head) <= 10 else None
+    lines = [ln.strip() for ln in buf[:end].decode("ascii", "replace").split("\n")[:-1]]
     fs, n_ch = state.fs, state.n_channels
     texts: list[str] = []
     outs: list[NDArray] = []
@@ -171,8 +193,13 @@ def feed(
         if rows.shape[0] == 0:
             return
         ctr = rows[:, 0].astype(np.int64)
+        # The device counter (last_ctr) and the absolute sample number (last_abs)
+        # part ways after a device reset, so both are carried.
+        last_ctr = p.get("last_ctr")
+        ctr = fix_counter_glitches(ctr, last_ctr, nxt_ctr, 2**32)
+        prev_ctr = ctr[0] - 1 if last_ctr is None else last_ctr
         prev = ctr[0] - 1 if last_abs is None else last_abs
-        d = np.diff(np.concatenate([[prev % 2**32], ctr])) % 2**32
+        d = np.diff(np.concatenate([[prev_ctr % 2**32], ctr])) % 2**32
         keep = d != 0  # a repeated counter is a repeated line
         p["bad_lines"] += int((~keep).sum())
         rows, ctr, d = rows[keep], ctr[keep], d[keep]
@@ -193,7 +220,9 @@ def feed(
         couts.append(cc)
         stats["frames"] += rows.shape[0]
         last_abs, nxt = int(absn[-1]), int(pos[-1]) + 1
+        p["last_ctr"] = int(ctr[-1])
 
+    final_nxt, nxt_ctr = nxt_ctr, None  # only the last segment borders the held line
     for ln in lines:
         if not ln:
             continue
@@ -215,7 +244,8 @@ def feed(
                 texts.append(ln)
             continue
         seg.append(ln)
-    flush_segment()
+    nxt_ctr = final_nxt
+    flush_segment()  # the last segment: the held line's counter is its "next"
     stats["messages"] += len(texts)
     out = np.concatenate(outs, axis=1) if outs else np.zeros((n_ch, 0))
     cout = np.concatenate(couts) if couts else np.zeros(0, np.int64)
@@ -234,9 +264,9 @@ def feed(
 
 
 def flush(state: DecoderState):
-    """A last line without its newline is decoded at the end of a stream."""
+    """Release the held-back line, and a last line without its newline, at the end."""
     if state.buf.strip():
-        return feed(b"\n", state)
+        return feed(b"" if state.buf.endswith(b"\n") else b"\n", state, final=True)
     return np.zeros((state.n_channels, 0)), np.zeros(0, np.int64), state
 
 
