@@ -590,6 +590,11 @@ def run_live(source: LiveSource, opts: LiveOptions, stop_event: threading.Event)
                 ses.screen.say(_no_data_hint(ses))
         else:
             ses.stop_reason = ses.stop_reason or "stopped by user"
+    except OSError as e:  # disk full, folder removed, …: say so, keep what is on disk
+        raise EmgtoolError(
+            f"cannot write to {out}: {e.strerror or e}; the recording holds every complete "
+            f"second written so far; free space and run 'emgtool recover {out}'"
+        ) from None
     finally:
         source.stop()
     return _finish(ses)
