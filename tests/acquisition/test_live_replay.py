@@ -276,3 +276,20 @@ def test_recover_refuses_a_folder_without_a_recording(tmp_path):
 
     assert main(["recover", str(tmp_path)]) == 2
     assert main(["recover", str(tmp_path / "missing")]) == 2
+
+
+def test_disk_full_is_a_clear_error(tmp_path, monkeypatch):
+    import errno
+
+    from emgtool.errors import EmgtoolError
+    from emgtool.io.edf_stream import EdfStreamWriter
+
+    def full(self, block):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(EdfStreamWriter, "write", full)
+    cap = tmp_path / "cap.bin"
+    cap.write_bytes(cyton.encode(np.zeros((8, 300), np.int64), 0))
+    src = live.byte_file_source(cap, "cyton")
+    with pytest.raises(EmgtoolError, match="No space left.*emgtool recover"):
+        live.run_live(src, live.LiveOptions(tmp_path / "rec", view="off"), threading.Event())
