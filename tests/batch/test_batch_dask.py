@@ -17,17 +17,18 @@ from emgtool.batch import run_batch
 from emgtool.cli import main
 
 
-def _no_orphans(parent_pid: int) -> None:
-    # Worker processes the killed driver had started must not run on.
+def _no_orphans(children: list[psutil.Process]) -> None:
+    # Worker processes the killed driver had started must not run on (they are
+    # re-parented when the driver dies, so follow the processes themselves).
     deadline = time.time() + 20
     while time.time() < deadline:
-        left = [
-            p for p in psutil.process_iter(["ppid", "cmdline"]) if p.info["ppid"] == parent_pid
-        ]
+        left = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         if not left:
             return
         time.sleep(0.3)
-    raise AssertionError(f"orphaned processes: {left}")
+    for p in left:
+        p.kill()
+    raise AssertionError(f"orphaned worker processes: {[p.pid for p in left]}")
 
 
 def test_worker_killed_mid_batch_loses_nothing(recordings, tmp_path, monkeypatch):
@@ -81,6 +82,8 @@ def test_driver_killed_then_resumed_without_redo_or_duplicates(recordings, tmp_p
                 break
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.05)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "the local cluster should run worker processes"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -88,7 +91,7 @@ def test_driver_killed_then_resumed_without_redo_or_duplicates(recordings, tmp_p
             proc.kill()
     first = catalog_rows(out)
     assert 3 <= len(first) < 8, "the kill must land mid-batch"
-    _no_orphans(proc.pid)
+    _no_orphans(children)
     committed = {os.path.basename(r["path"]) for r in first}
 
     os.environ["EMGTOOL_TEST_LOG"] = str(log)
