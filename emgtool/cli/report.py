@@ -53,13 +53,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="DIR",
         help="folder for longitudinal.json and longitudinal.html (created if needed)",
     )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace longitudinal.json/.html already in --out"
+    )
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from emgtool.errors import EmgtoolError
     from emgtool.report.longitudinal import write_longitudinal
 
+    existing = [
+        n for n in ("longitudinal.json", "longitudinal.html") if (Path(args.out) / n).exists()
+    ]
+    if existing and not args.overwrite:
+        raise EmgtoolError(
+            f"{args.out}: already holds {', '.join(existing)}; use --overwrite to replace"
+        )
     paths = write_longitudinal(args.dirs, args.out)
     for p in paths.values():
         print(p)

@@ -56,6 +56,8 @@ HALF_WINDOW_MS = 25.0  # waveform window: peak ± this (holds both potentials of
 DOUBLET_MS = (4.0, 16.0)  # lags tried for same-unit doublets
 DOUBLET_MIN_PP_SD = 8.0  # doublet test only where the peak (p-p/2) is >= this many noise SDs
 CLIP_RUN = 5  # identical consecutive samples at the extreme = clipped
+MAX_ABS_UV = 1e7  # |x| above 10 V is not a voltage an EMG amplifier can report: masked as missing
+DISCONNECTED_MAINS_UV = 50.0  # mains RMS above which a mains-dominated channel is disconnected
 SUSTAINED_MARGIN_S = 0.25  # candidates this close to sustained activity are dropped
 RING_S = 900.0  # activity history kept for cramp statistics (15 min)
 MAX_WAVEFORMS_PER_SITE = 20000
@@ -124,6 +126,8 @@ class PipelineState:
     mains_hz: float | None = None
     harmonics: tuple = ()
     mains_ratio: NDArray | None = None
+    disconnected: NDArray | None = None
+    n_absurd: int = 0  # samples beyond MAX_ABS_UV, masked as missing
     # raw-side carry for clipping
     raw_tail: NDArray | None = None
     raw_absmax: NDArray | None = None
@@ -280,22 +284,25 @@ def flush(state: PipelineState) -> tuple[list[dict], PipelineState]:
 # ---------------------------------------------------------------------------- internals
 def _start(st: PipelineState, probe: NDArray, final: bool) -> None:
     cfg = st.cfg
+    clean = probe[:, st.warmup_n :] if probe.shape[1] > 4 * st.warmup_n else probe
+    clean = np.where(np.abs(clean) <= MAX_ABS_UV, clean, np.nan)
+    found_hz, found_h, st.mains_ratio, mains_rms = dsp.detect_mains(clean, st.fs)
     if cfg.mains_hz is None:
-        clean = probe[:, st.warmup_n :] if probe.shape[1] > 4 * st.warmup_n else probe
-        st.mains_hz, st.harmonics, st.mains_ratio = dsp.detect_mains(clean, st.fs)
+        st.mains_hz, st.harmonics = found_hz, found_h
     elif cfg.mains_hz:
         st.mains_hz = float(cfg.mains_hz)
         st.harmonics = tuple(range(1, cfg.mains_harmonics + 1))
-        _, _, st.mains_ratio = dsp.detect_mains(probe, st.fs)
     else:
-        st.mains_hz, st.harmonics, st.mains_ratio = None, (), np.zeros(len(st.channels))
+        st.mains_hz, st.harmonics = None, ()
     st.harmonics = tuple(h for h in st.harmonics if h <= cfg.mains_harmonics)
     st.sos = dsp.design_filters(
         st.fs, cfg.band_hz, cfg.filter_order, mains_hz=st.mains_hz, harmonics=st.harmonics
     )
     st.zi = dsp.init_filter_state(st.sos, len(st.channels))
-    # Channels that are essentially pure mains are disconnected electrodes.
-    for c in np.flatnonzero(st.mains_ratio > 0.8):
+    # Channels that are essentially pure, strong mains are disconnected electrodes
+    # (a few µV of hum on a quiet channel is removed by the notches, not a fault).
+    st.disconnected = (st.mains_ratio > 0.8) & (mains_rms >= DISCONNECTED_MAINS_UV)
+    for c in np.flatnonzero(st.disconnected):
         st.excl[c].append((0, 2**62, "mains-dominated"))
     st.started = True
     st.probe = None
@@ -331,6 +338,12 @@ def _mark_nan(st: PipelineState, raw: NDArray, a0: int) -> NDArray:
     n = raw.shape[1]
     if not bad.any() and not (st.nan_open >= 0).any():
         return raw
+    # Open runs that ended exactly at this chunk's start (decided before the loop,
+    # which may open new runs on the same channels).
+    closed = (st.nan_open >= 0) & ~bad[:, 0] if n else np.zeros(len(st.nan_open), bool)
+    for r in np.flatnonzero(closed):
+        st.excl[r].append((int(st.nan_open[r]), a0 + st.warmup_n, "gap"))
+        st.nan_open[r] = -1
     rows, starts, stops = find_runs(bad)
     for r, s, e in zip(rows, starts, stops, strict=True):
         a, b = a0 + int(s), a0 + int(e)
@@ -341,11 +354,6 @@ def _mark_nan(st: PipelineState, raw: NDArray, a0: int) -> NDArray:
             st.nan_open[r] = a  # still open: record when it closes
             continue
         st.excl[r].append((a, b + st.warmup_n, "gap"))
-    # Channels whose open run ended exactly at the chunk start.
-    closed = (st.nan_open >= 0) & ~bad[:, 0] if n else np.zeros(len(st.nan_open), bool)
-    for r in np.flatnonzero(closed):
-        st.excl[r].append((int(st.nan_open[r]), a0 + st.warmup_n, "gap"))
-        st.nan_open[r] = -1
     return np.where(bad, np.float32(0), raw)
 
 
@@ -425,6 +433,10 @@ def _mark_clipping(st: PipelineState, raw: NDArray, a0: int) -> None:
 
 def _process(st: PipelineState, raw: NDArray, final: bool, probe: bool = False) -> None:
     raw = np.asarray(raw, np.float32)
+    absurd = np.abs(raw) > MAX_ABS_UV  # (NaN compares False)
+    if absurd.any():
+        st.n_absurd += int(absurd.sum())
+        raw = np.where(absurd, np.float32(np.nan), raw)
     a0 = st.pos
     _mark_clipping(st, raw, a0)
     _mark_nan(st, raw, a0)
@@ -468,8 +480,17 @@ def _update_noise(st: PipelineState, y: NDArray, a0: int, final: bool) -> None:
         busy = st.block_active.pop(blk_no, np.zeros(len(sd))) > ACTIVE_BLOCK_FRACTION * max(
             n_bins, 1
         )
-        if busy.any() and st.block_sd:
-            sd = np.where(busy, st.block_sd[-1], sd).astype(np.float32)
+        # So does a channel whose block is largely excluded (gap, clipping): zero-filled
+        # or railed samples would pull the noise floor, and every threshold, down.
+        excluded = (
+            _excluded_mask(st, b_abs, b_abs + st.block_n).mean(axis=1) > ACTIVE_BLOCK_FRACTION
+        )
+        excluded &= ~np.asarray(st.disconnected, bool) if st.disconnected is not None else excluded
+        busy = busy | excluded if b_abs >= st.warmup_n else busy
+        if busy.any():
+            prev = st.block_sd[-1] if st.block_sd else st.probe_sd
+            if prev is not None:
+                sd = np.where(busy, prev, sd).astype(np.float32)
         st.block_sd.append(sd)
     rest = acc[:, n_full * st.block_n :]
     if final and rest.shape[1] >= max(8, st.block_n // 4):
@@ -563,10 +584,15 @@ def _excluded_bins(st: PipelineState, first_sample: int, nb: int) -> NDArray:
     def idx(sample):  # first bin whose start >= sample
         return int(np.clip(-(-(sample - first_sample) // bn), 0, nb))
 
+    def idx_floor(sample):  # bin containing sample
+        return int(np.clip((sample - first_sample) // bn, 0, nb))
+
     for c, spans in enumerate(st.excl):
-        for s, e, _why in spans:
+        for s, e, why in spans:
+            if why == "clipped":  # rail-to-rail transitions next to it are not signal either
+                s, e = s - bn, e + bn
             if e > first_sample and s < end:
-                m[c, idx(s) : idx(e)] = True
+                m[c, idx_floor(s) : idx(e)] = True
         if st.nan_open[c] >= 0:
             m[c, idx(int(st.nan_open[c])) :] = True
     if first_sample < st.warmup_n:

@@ -110,57 +110,72 @@ def robust_sd(x: NDArray, axis: int = -1) -> NDArray[np.float64]:
 
 def detect_mains(
     x: NDArray[np.float32], fs: float, *, min_ratio: float = 3.0
-) -> tuple[float | None, tuple[int, ...], NDArray[np.float64]]:
+) -> tuple[float | None, tuple[int, ...], NDArray[np.float64], NDArray[np.float64]]:
     """Find mains interference (50 or 60 Hz and harmonics) in raw samples.
 
-    Compares the power in a narrow bin at each candidate line with the median
-    power of its neighbourhood (Welch PSD, pooled over channels).
+    A line counts when its power stands ``min_ratio`` above the median of its
+    spectral neighbourhood, in the spectrum pooled over channels *or* in any
+    single channel (one disconnected electrode among clean ones is enough).
 
     Returns
     -------
     mains_hz : float or None
-        50.0, 60.0, or None when no line stands ``min_ratio`` above its
-        neighbourhood at the fundamental or any harmonic.
+        50.0, 60.0, or None when no line stands out.
     harmonics : tuple of int
         Multiples of ``mains_hz`` that stand out (to be notched).
     mains_ratio : ndarray, shape (n_channels,)
-        Fraction of each channel's 20 Hz–Nyquist power that lies in the mains
-        lines (1 = pure mains, e.g. a disconnected electrode).
+        Fraction of each channel's 20 Hz–Nyquist power in the mains lines
+        (1 = pure mains, e.g. a disconnected electrode).
+    mains_rms_uv : ndarray, shape (n_channels,)
+        RMS amplitude of the mains lines per channel.
     """
     n_ch, n = x.shape
+    zeros = np.zeros(n_ch)
     nperseg = int(min(n, 2 ** int(np.ceil(np.log2(fs)))))  # ~1 Hz resolution
     if nperseg < 64:
-        return None, (), np.zeros(n_ch)
+        return None, (), zeros, zeros
     clean = np.where(np.isfinite(x), x, 0.0)
     f, pxx = signal.welch(clean, fs=fs, nperseg=nperseg, axis=-1, detrend="constant")
     df = f[1] - f[0]
-    pooled = np.median(pxx / np.maximum(pxx.sum(axis=1, keepdims=True), 1e-30), axis=0)
+    norm = pxx / np.maximum(pxx.sum(axis=1, keepdims=True), 1e-30)
+    spectra = np.vstack([np.median(norm, axis=0)[None, :], norm])  # pooled, then each channel
 
-    def line_power(spec, f0):
-        k = int(round(f0 / df))
-        lo, hi = max(k - 1, 0), min(k + 2, len(f))
-        return spec[..., lo:hi].sum(axis=-1)
-
-    def line_score(f0):
+    def line_scores(f0: float) -> NDArray:
         k = int(round(f0 / df))
         if k + 12 >= len(f):
-            return 0.0
-        peak = pooled[max(k - 1, 0) : k + 2].max()
-        neigh = np.concatenate([pooled[max(k - 12, 0) : max(k - 3, 0)], pooled[k + 4 : k + 13]])
-        return float(peak / max(np.median(neigh), 1e-30))
+            return np.zeros(len(spectra))
+        peak = spectra[:, max(k - 1, 0) : k + 2].max(axis=1)
+        neigh = np.concatenate(
+            [spectra[:, max(k - 12, 0) : max(k - 3, 0)], spectra[:, k + 4 : k + 13]], axis=1
+        )
+        return peak / np.maximum(np.median(neigh, axis=1), 1e-30)
 
     best, best_h, best_score = None, (), 0.0
-    for f0 in MAINS_CANDIDATES_HZ:
-        hs = tuple(
-            h for h in range(1, 10) if h * f0 < 0.48 * fs and line_score(h * f0) >= min_ratio
-        )
-        score = max((line_score(h * f0) for h in hs), default=0.0)
-        if hs and score > best_score:
-            best, best_h, best_score = f0, hs, score
+    scores = {
+        f0: {h: line_scores(h * f0) for h in range(1, 10) if h * f0 < 0.48 * fs}
+        for f0 in MAINS_CANDIDATES_HZ
+    }
+    # The pooled spectrum decides when it can (lines common to the montage); a
+    # line in a single channel (a disconnected electrode) decides otherwise.
+    for rows in (slice(0, 1), slice(1, None)):
+        for f0 in MAINS_CANDIDATES_HZ:
+            sc = {h: float(v[rows].max()) for h, v in scores[f0].items()}
+            hs = tuple(h for h, v in sc.items() if v >= min_ratio)
+            score = max((sc[h] for h in hs), default=0.0)
+            if hs and score > best_score:
+                best, best_h, best_score = f0, hs, score
+        if best is not None:
+            break
+    if best is None:
+        return None, (), zeros, zeros
+
+    def line_power(f0):
+        k = int(round(f0 / df))
+        return pxx[:, max(k - 1, 0) : min(k + 2, len(f))].sum(axis=-1)
+
     band = f >= 20.0
     total = pxx[:, band].sum(axis=1)
-    if best is None:
-        return None, (), np.zeros(n_ch)
-    mains_p = sum(line_power(pxx, h * best) for h in best_h)
+    mains_p = sum(line_power(h * best) for h in best_h)
     ratio = np.clip(mains_p / np.maximum(total, 1e-30), 0.0, 1.0)
-    return best, best_h, ratio
+    rms = np.sqrt(mains_p * df)
+    return best, best_h, ratio, rms

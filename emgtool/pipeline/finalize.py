@@ -286,12 +286,14 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
             "unreliable (potentials are 5-20 ms with energy up to ~450 Hz); cramp and sustained-activity "
             "detection remain valid"
         )
-    if st.mains_hz:
-        warn_ch = [st.channels[c].label for c in np.flatnonzero(st.mains_ratio > 0.8)]
-        if warn_ch:
-            warn.append(
-                "mains-dominated channel(s), excluded as disconnected: " + ", ".join(warn_ch)
-            )
+    if st.disconnected is not None and st.disconnected.any():
+        warn_ch = [st.channels[c].label for c in np.flatnonzero(st.disconnected)]
+        warn.append("mains-dominated channel(s), excluded as disconnected: " + ", ".join(warn_ch))
+    if st.n_absurd:
+        warn.append(
+            f"{st.n_absurd} sample(s) beyond ±10 V were treated as missing (not EMG values)"
+        )
+
     gaps = _global_gaps(st)
     an = Analysis(
         events=df if len(df) else normalise_events(pd.DataFrame(columns=["onset"])),

@@ -18,15 +18,16 @@ def test_detects_mains_frequency_and_harmonics(mains):
         + 40 * np.sin(2 * np.pi * mains * t)
         + 10 * np.sin(2 * np.pi * 3 * mains * t)
     )
-    f0, harmonics, ratio = dsp.detect_mains(x.astype(np.float32), fs)
+    f0, harmonics, ratio, rms = dsp.detect_mains(x.astype(np.float32), fs)
     assert f0 == mains
     assert 1 in harmonics and 3 in harmonics
     assert (ratio > 0.5).all()
+    assert np.allclose(rms, np.hypot(40, 10) / np.sqrt(2), rtol=0.15)
 
 
 def test_no_mains_in_clean_noise():
     x = np.random.default_rng(1).normal(0, 5, (2, 10240)).astype(np.float32)
-    f0, harmonics, _ = dsp.detect_mains(x, 2048.0)
+    f0, harmonics, _, _ = dsp.detect_mains(x, 2048.0)
     assert f0 is None and harmonics == ()
 
 
