@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from html.parser import HTMLParser
 
 import pytest
@@ -156,13 +155,10 @@ def sixteen(factory, spec):
 
 
 def test_write_report_16_sites(sixteen, tmp_path):
-    t0 = time.perf_counter()
     paths = write_report(sixteen, tmp_path / "out")
-    elapsed = time.perf_counter() - t0
     assert sorted(paths) == ["report_html", "summary_json"]
     doc = json.loads(paths["summary_json"].read_text(encoding="utf-8"))
     assert len(doc["sites"]) == 16
     assert paths["report_html"].read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert sorted(f.name for f in (tmp_path / "out").iterdir()) == ["report.html", "summary.json"]
-    # Budget is 3 s on an idle 2-core machine; the bound leaves room for a loaded CI box.
-    assert elapsed < 12.0, elapsed
+    # Speed is measured by benchmarks/performance.py, not asserted here (shared machines).
