@@ -160,7 +160,6 @@ class LiveSource:
     stop: Callable[[], None] = lambda: None
     write: Callable[[bytes], None] | None = None
     make_decoder: Callable[[], protocols.DecoderState] | None = None
-    on_command: Callable[[bytes], None] | None = None
 
 
 def serial_source(
