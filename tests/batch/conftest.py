@@ -20,9 +20,13 @@ LABELS = ["TA L", "TA R", "Biceps L", "Gastrocnemius R"]
 for p in (str(ROOT), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [str(ROOT), str(HERE)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-)
+
+
+@pytest.fixture(autouse=True)
+def _workers_find_the_code(monkeypatch):
+    # Subprocesses (a driver, `dask worker`) find the package and the fake analysis.
+    old = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), str(HERE), *old]))
 
 
 def write_recording(
