@@ -540,11 +540,16 @@ def _lock(out: Path):
 
     The operating system drops the lock when the driver dies, however it dies.
     """
-    import fcntl
-
     f = open(out / ".lock", "a+")  # noqa: SIM115 - held for the whole batch
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.name == "nt":
+            import msvcrt
+
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         f.close()
         raise EmgtoolError(f"{out}: another emgtool batch is writing to this folder") from None
