@@ -109,7 +109,7 @@ def tree(root: Path) -> dict[str, str]:
 # ---------------------------------------------------------------------- signals
 def simulated(duration_s: float = 20.0, seed: int = 1, fs: float = FS, **kw):
     """A 3-channel resting recording with fasciculations at every site, and its truth."""
-    kw.setdefault("fp_rate_per_min", 40)
+    kw.setdefault("fp_rate_per_min", 60)
     rec, truth = simulate(
         "als-widespread", duration_s, seed, fs=fs, sites=LABELS, n_cramps=0, n_voluntary=0, **kw
     )

@@ -150,16 +150,15 @@ def test_no_overwrite_without_flag(world, tmp_path):
     assert r.rc == 0 and sha256(src) == digest
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="emgtool report has no --overwrite: it silently replaces longitudinal.json/.html "
-    "in an existing --out (cli/report.py needs the same rule as analyze)",
-)
 def test_report_does_not_overwrite_without_flag(world, tmp_path):
     root, *_ = world
     assert run_cli(["report", root / "plain", "--out", tmp_path / "rep"]).rc == 0
+    before = tree(tmp_path / "rep")
     r = run_cli(["report", root / "plain", "--out", tmp_path / "rep"])
     assert_one_line_error(r, "--overwrite")
+    assert tree(tmp_path / "rep") == before
+    r = run_cli(["report", root / "plain", "--out", tmp_path / "rep", "--overwrite"])
+    assert r.rc == 0, r.err
 
 
 def test_exports_never_replace_the_input(tmp_path):
