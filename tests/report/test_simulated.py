@@ -75,3 +75,35 @@ def test_detector_end_to_end_pattern(scenario, tmp_path):
     assert s["spread"]["regions_with_fasciculations"] == regions
     html = paths["report_html"].read_text(encoding="utf-8")
     assert f'data-key="spread.pattern">{pattern}<' in html
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", sorted(EXPECTED))
+def test_detector_rates_and_intervals(scenario):
+    """The real detector, nuisances on (mains, ECG, motion, wander, pink/white noise):
+    pattern and regions match the truth, and each site's 95 % interval contains the
+    true (generating) rate as often as 95 % coverage allows."""
+    from emgtool.pipeline.analyze import analyze
+
+    covered = missed = 0
+    for seed in (1, 2):
+        rec, truth = simulate(scenario, duration_s=120, seed=seed, n_voluntary=0,
+                              fp_rate_per_min=RATE, doublet_prob=0.0)
+        s = summarize(analyze(rec))
+        pattern, regions, bilateral = EXPECTED[scenario]
+        assert s["spread"]["pattern"] == pattern, (seed, s["spread"])
+        assert s["spread"]["regions_with_fasciculations"] == regions
+        if bilateral is not None:
+            assert s["spread"]["bilateral"] is bilateral
+        f = truth[truth.trial_type == "fasciculation"]
+        involved = set(map(tuple, f[["site", "side"]].drop_duplicates().to_numpy()))
+        for site in s["sites"]:
+            if (site["site"], site["side"]) not in involved:
+                continue
+            lo, hi = site["fasciculation_rate_ci95_per_min"]
+            ok = lo <= RATE <= hi
+            covered += ok
+            missed += not ok
+    n = covered + missed
+    if n:
+        assert missed <= binom.ppf(0.999, n, 0.05), (missed, n)
