@@ -40,26 +40,70 @@ EVENT_KINDS = (FASCICULATION, CRAMP, ARTIFACT, VOLUNTARY)
 
 #: column → (dtype, description, unit or None).  Order is the file's column order.
 EVENT_COLUMNS: dict[str, tuple[str, str, str | None]] = {
-    "onset": ("float64", "Onset of the event in seconds from the first sample of the recording.", "s"),
+    "onset": (
+        "float64",
+        "Onset of the event in seconds from the first sample of the recording.",
+        "s",
+    ),
     "duration": ("float64", "Duration of the event.", "s"),
-    "trial_type": ("string", "Kind of event: fasciculation, cramp, artifact (rejected, never counted) or voluntary (sustained activity that is not a cramp).", None),
-    "sample": ("int64", "Index of the onset sample (0-based, at the recording's sampling rate).", None),
+    "trial_type": (
+        "string",
+        "Kind of event: fasciculation, cramp, artifact (rejected, never counted) or voluntary (sustained activity that is not a cramp).",
+        None,
+    ),
+    "sample": (
+        "int64",
+        "Index of the onset sample (0-based, at the recording's sampling rate).",
+        None,
+    ),
     "site": ("string", "Canonical muscle name (emgtool.sites vocabulary), or 'unknown'.", None),
     "side": ("string", "Body side: L, R or n/a.", None),
     "region": ("string", "Body region: bulbar, cervical, thoracic, lumbosacral or unknown.", None),
     "channel": ("string", "Channel label(s) that saw the event, '|'-separated.", None),
-    "amplitude_uv": ("float64", "Peak-to-peak amplitude on the channel where it is largest (fasciculation), or peak envelope amplitude (cramp, voluntary).", "uV"),
+    "amplitude_uv": (
+        "float64",
+        "Peak-to-peak amplitude on the channel where it is largest (fasciculation), or peak envelope amplitude (cramp, voluntary).",
+        "uV",
+    ),
     "duration_ms": ("float64", "Duration of the potential (fasciculation) or burst.", "ms"),
     "phases": ("Int64", "Number of phases (baseline crossings + 1) of the potential.", None),
-    "turns": ("Int64", "Number of turns (direction changes larger than the noise) of the potential.", None),
+    "turns": (
+        "Int64",
+        "Number of turns (direction changes larger than the noise) of the potential.",
+        None,
+    ),
     "area_uv_ms": ("float64", "Area under the rectified potential.", "uV*ms"),
-    "shape": ("Int64", "Shape cluster within the site (a proxy for the motor unit); -1 if unassigned.", None),
-    "multiplet": ("Int64", "Position within a doublet/multiplet (repeat of the same shape < 20 ms): 0 = first or single.", None),
-    "pair": ("boolean", "True if the same shape repeats 10-110 ms before or after (F-wave-like pair).", None),
-    "discharge": ("string", "isolated (no fasciculation within 250 ms on either side at the site), continual, or n/a.", None),
-    "mean_amplitude_uv": ("float64", "Mean envelope amplitude over the burst (cramp, voluntary).", "uV"),
+    "shape": (
+        "Int64",
+        "Shape cluster within the site (a proxy for the motor unit); -1 if unassigned.",
+        None,
+    ),
+    "multiplet": (
+        "Int64",
+        "Position within a doublet/multiplet (repeat of the same shape < 20 ms): 0 = first or single.",
+        None,
+    ),
+    "pair": (
+        "boolean",
+        "True if the same shape repeats 10-110 ms before or after (F-wave-like pair).",
+        None,
+    ),
+    "discharge": (
+        "string",
+        "isolated (no fasciculation within 250 ms on either side at the site), continual, or n/a.",
+        None,
+    ),
+    "mean_amplitude_uv": (
+        "float64",
+        "Mean envelope amplitude over the burst (cramp, voluntary).",
+        "uV",
+    ),
     "peak_s": ("float64", "Time of the largest deflection, seconds from the first sample.", "s"),
-    "reason": ("string", "Why an artefact was rejected (common-mode, ecg, clipped, ...), or n/a.", None),
+    "reason": (
+        "string",
+        "Why an artefact was rejected (common-mode, ecg, clipped, ...), or n/a.",
+        None,
+    ),
 }
 
 _INT_COLS = [c for c, (t, *_rest) in EVENT_COLUMNS.items() if t in ("int64", "Int64")]
@@ -75,10 +119,14 @@ def normalise_events(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for c, (t, *_r) in EVENT_COLUMNS.items():
         if c not in out.columns:
-            out[c] = pd.Series([np.nan if t == "float64" else pd.NA] * len(out), dtype=t, index=out.index)
+            out[c] = pd.Series(
+                [np.nan if t == "float64" else pd.NA] * len(out), dtype=t, index=out.index
+            )
     extra = [c for c in out.columns if c not in EVENT_COLUMNS]
     out = out[list(EVENT_COLUMNS) + extra]
-    out = out.sort_values(["sample", "site", "side", "trial_type"], kind="stable").reset_index(drop=True)
+    out = out.sort_values(["sample", "site", "side", "trial_type"], kind="stable").reset_index(
+        drop=True
+    )
     return out
 
 
@@ -87,15 +135,22 @@ def write_events_tsv(df: pd.DataFrame, path: str | Path) -> None:
     path = Path(path)
     df = normalise_events(df)
     df.to_csv(path, sep="\t", index=False, na_rep="n/a", float_format="%.6g")
-    path.with_suffix(".json").write_text(json.dumps(events_json(), indent=2) + "\n", encoding="utf-8")
+    path.with_suffix(".json").write_text(
+        json.dumps(events_json(), indent=2) + "\n", encoding="utf-8"
+    )
 
 
 def read_events_tsv(path: str | Path) -> pd.DataFrame:
     """Read an ``events.tsv`` or ``*.truth.tsv`` written by emgtool (or a compatible tool)."""
     path = Path(path)
     try:
-        df = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False,
-                         dtype={"site": str, "side": str, "region": str, "channel": str})
+        df = pd.read_csv(
+            path,
+            sep="\t",
+            na_values=["n/a"],
+            keep_default_na=False,
+            dtype={"site": str, "side": str, "region": str, "channel": str},
+        )
     except FileNotFoundError:
         raise ReadError(path, "file not found") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
