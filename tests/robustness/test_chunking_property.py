@@ -86,7 +86,7 @@ def damaged(draw, with_nan: bool):
 
 
 SETTINGS = settings(
-    max_examples=12,
+    max_examples=8,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
