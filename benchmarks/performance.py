@@ -532,7 +532,8 @@ def _memory_run(path: Path, hours: float | None = None, timeout_s: float | None 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(
-            [sys.executable, __file__, "--worker-memory", str(path)],
+            [sys.executable, __file__, "--worker-memory", str(path)]
+            + ([] if hours is None else ["--worker-hours", str(hours)]),
             stdout=out,
             stderr=err,
             env=env,
