@@ -56,7 +56,8 @@ def describe(src, *, keep_identity: bool = False) -> dict:
         "fs_hz": src.fs,
         "n_samples": src.n_samples,
         "duration_s": src.duration_s,
-        "start_time": meta.get("start_time"),
+        # The recording's date and time identify the visit: shown only with --keep-identity.
+        "start_time": meta.get("start_time") if keep_identity else None,
         "n_channels": src.n_channels,
         "channels": [
             {

@@ -131,7 +131,7 @@ def analyze_source(
         "start_time": src.start_time.isoformat() if (keep_identity and src.start_time) else None,
     }
     an = finalize(state, recording_id=recording_id(src), source=source)
-    an.warnings = list(src.meta.get("warnings", [])) + an.warnings
+    # Reader warnings stay in source["reader_warnings"] (summary.json lists them once).
     an.warnings += [w for w in quality_warnings(an) if w not in an.warnings]
     if src.n_samples < PROBE_S * src.fs:
         # Nothing is wrong with the file, but zero counts would read as "no fasciculations".

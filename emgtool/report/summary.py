@@ -485,7 +485,7 @@ def summarize(analysis, rule: InvolvementRule | None = None) -> dict:
                 f"(< {rule.min_rest_s:g} s); its rate is uncertain and it cannot be called free of "
                 "fasciculations"
             )
-    if analysis.fs < 1000:
+    if analysis.fs < 1000 and not any("below 1 kHz" in w for w in warnings):
         warnings.append(
             f"sampling rate {analysis.fs:g} Hz is below 1 kHz: fasciculation waveforms "
             "(duration, phases, shapes) are degraded; counts and cramps remain usable"
