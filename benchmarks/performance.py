@@ -707,13 +707,13 @@ def section_live(seconds: float) -> dict:
 
 
 # --------------------------------------------------------------------------- batch
-def section_batch(quick: bool) -> dict:
+def section_batch(files: int, repeats: int) -> dict:
     script = HERE / "bench_batch.py"
     if not script.exists():
         return {"skipped": "benchmarks/bench_batch.py not in this checkout"}
     with tempfile.TemporaryDirectory(prefix="perf-batch-") as tmp:
         out = Path(tmp) / "batch.json"
-        args = ["--files", "8", "--repeats", "1"] if quick else ["--files", "20", "--repeats", "3"]
+        args = ["--files", str(files), "--repeats", str(repeats)]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         res = subprocess.run(
             [sys.executable, str(script), *args, "--out", str(out)],
@@ -1076,6 +1076,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", type=Path, default=HERE / "results" / "performance.json")
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/performance.md")
+    p.add_argument("--batch-files", type=int, help="files in the batch test (default 20; quick 8)")
+    p.add_argument("--batch-repeats", type=int, help="batch repeats (default 3; quick 1)")
     p.add_argument("--worker-memory", help=argparse.SUPPRESS)
     p.add_argument("--worker-hours", type=float, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -1133,7 +1135,10 @@ def main(argv: list[str] | None = None) -> int:
         res["live"] = section_live(live_s)
     if "batch" not in skip:
         log("batch 1 vs 2 workers …")
-        res["batch"] = section_batch(args.quick)
+        res["batch"] = section_batch(
+            args.batch_files or (8 if args.quick else 20),
+            args.batch_repeats or (1 if args.quick else 3),
+        )
     res["meta"]["wall_s"] = time.perf_counter() - t_all
     res["meta"]["load_end"] = os.getloadavg()[0]
     print(text_table(["Measure", "Result", "Target", ""], summary_rows(res)))
