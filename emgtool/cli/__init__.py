@@ -54,13 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"emgtool.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"emgtool.cli.{name}":
-                continue  # command not built yet in this checkout
-            raise
-        mod.add_parser(sub)
+        importlib.import_module(f"emgtool.cli.{name}").add_parser(sub)
     return parser
 
 
