@@ -33,5 +33,7 @@ def test_missing_file_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_python_dash_m_works():
-    r = subprocess.run([sys.executable, "-m", "emgtool", "--version"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "emgtool", "--version"], capture_output=True, text=True
+    )
     assert r.returncode == 0 and r.stdout.startswith("emgtool ")

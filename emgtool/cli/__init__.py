@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("emgtool: interrupted", file=sys.stderr)
         return 130
-    except (BrokenPipeError,):
+    except BrokenPipeError:
         return 1
 
 
