@@ -65,47 +65,370 @@ class Muscle:
 # Aliases are matched on normalised words (lower case, '-', '_', '.' → space).
 # Longer aliases are tried first, so "rectus femoris" wins over "rf" etc.
 MUSCLES: tuple[Muscle, ...] = (
-    Muscle("tongue", "Tongue (genioglossus)", "bulbar", ("tongue", "genioglossus", "gg"), "hypoglossal (XII)"),
+    Muscle(
+        "tongue",
+        "Tongue (genioglossus)",
+        "bulbar",
+        ("tongue", "genioglossus", "gg"),
+        "hypoglossal (XII)",
+    ),
     Muscle("masseter", "Masseter", "bulbar", ("masseter", "mas"), "trigeminal (V3)"),
-    Muscle("suprahyoid", "Suprahyoid (digastric, mylohyoid)", "bulbar", ("suprahyoid", "digastric", "mylohyoid", "geniohyoid", "dig", "mh"), "V3 / VII / C1"),
-    Muscle("facial", "Facial muscles", "bulbar", ("facial", "orbicularis oris", "orbicularis oculi", "frontalis", "mentalis", "nasalis", "zygomaticus", "buccinator", "oris", "oculi"), "facial (VII)"),
-    Muscle("sternocleidomastoid", "Sternocleidomastoid", "cervical", ("sternocleidomastoid", "scm", "sternomastoid"), "accessory (XI)", "C2-C3"),
-    Muscle("trapezius", "Upper trapezius", "cervical", ("upper trapezius", "trapezius", "trap", "tra", "ut"), "accessory (XI)", "C3-C4"),
-    Muscle("deltoid", "Deltoid", "cervical", ("deltoid", "deltoideus", "delt", "del"), "axillary", "C5-C6"),
-    Muscle("biceps", "Biceps brachii", "cervical", ("biceps brachii", "biceps", "bic", "bb"), "musculocutaneous", "C5-C6"),
-    Muscle("triceps", "Triceps brachii", "cervical", ("triceps brachii", "triceps", "tric", "tb"), "radial", "C6-C8"),
-    Muscle("brachioradialis", "Brachioradialis", "cervical", ("brachioradialis", "br"), "radial", "C5-C6"),
-    Muscle("flexor_carpi_radialis", "Flexor carpi radialis", "cervical", ("flexor carpi radialis", "fcr"), "median", "C6-C7"),
-    Muscle("flexor_carpi_ulnaris", "Flexor carpi ulnaris", "cervical", ("flexor carpi ulnaris", "fcu"), "ulnar", "C7-T1"),
-    Muscle("forearm_flexors", "Forearm flexors", "cervical", ("forearm flexors", "forearm flexor", "flexor digitorum superficialis", "flexor digitorum profundus", "flexors", "fds", "fdp"), "median / ulnar", "C7-T1"),
-    Muscle("extensor_carpi_radialis", "Extensor carpi radialis", "cervical", ("extensor carpi radialis", "ecr"), "radial", "C6-C7"),
-    Muscle("extensor_digitorum", "Extensor digitorum (communis)", "cervical", ("extensor digitorum communis", "extensor digitorum", "edc", "ed"), "posterior interosseous", "C7-C8"),
-    Muscle("forearm_extensors", "Forearm extensors", "cervical", ("forearm extensors", "forearm extensor", "extensor carpi ulnaris", "extensors", "ecu"), "radial", "C7-C8"),
-    Muscle("first_dorsal_interosseous", "First dorsal interosseous", "cervical", ("first dorsal interosseous", "1st dorsal interosseous", "fdi", "1di"), "ulnar", "C8-T1"),
-    Muscle("abductor_pollicis_brevis", "Abductor pollicis brevis", "cervical", ("abductor pollicis brevis", "apb", "thenar"), "median", "C8-T1"),
-    Muscle("abductor_digiti_minimi", "Abductor digiti minimi (hand)", "cervical", ("abductor digiti minimi", "adm", "adq", "hypothenar"), "ulnar", "C8-T1"),
-    Muscle("cervical_paraspinals", "Cervical paraspinals", "cervical", ("cervical paraspinals", "cervical paraspinal", "cervical psp", "psp c"), "dorsal rami", "C"),
+    Muscle(
+        "suprahyoid",
+        "Suprahyoid (digastric, mylohyoid)",
+        "bulbar",
+        ("suprahyoid", "digastric", "mylohyoid", "geniohyoid", "dig", "mh"),
+        "V3 / VII / C1",
+    ),
+    Muscle(
+        "facial",
+        "Facial muscles",
+        "bulbar",
+        (
+            "facial",
+            "orbicularis oris",
+            "orbicularis oculi",
+            "frontalis",
+            "mentalis",
+            "nasalis",
+            "zygomaticus",
+            "buccinator",
+            "oris",
+            "oculi",
+        ),
+        "facial (VII)",
+    ),
+    Muscle(
+        "sternocleidomastoid",
+        "Sternocleidomastoid",
+        "cervical",
+        ("sternocleidomastoid", "scm", "sternomastoid"),
+        "accessory (XI)",
+        "C2-C3",
+    ),
+    Muscle(
+        "trapezius",
+        "Upper trapezius",
+        "cervical",
+        ("upper trapezius", "trapezius", "trap", "tra", "ut"),
+        "accessory (XI)",
+        "C3-C4",
+    ),
+    Muscle(
+        "deltoid",
+        "Deltoid",
+        "cervical",
+        ("deltoid", "deltoideus", "delt", "del"),
+        "axillary",
+        "C5-C6",
+    ),
+    Muscle(
+        "biceps",
+        "Biceps brachii",
+        "cervical",
+        ("biceps brachii", "biceps", "bic", "bb"),
+        "musculocutaneous",
+        "C5-C6",
+    ),
+    Muscle(
+        "triceps",
+        "Triceps brachii",
+        "cervical",
+        ("triceps brachii", "triceps", "tric", "tb"),
+        "radial",
+        "C6-C8",
+    ),
+    Muscle(
+        "brachioradialis",
+        "Brachioradialis",
+        "cervical",
+        ("brachioradialis", "br"),
+        "radial",
+        "C5-C6",
+    ),
+    Muscle(
+        "flexor_carpi_radialis",
+        "Flexor carpi radialis",
+        "cervical",
+        ("flexor carpi radialis", "fcr"),
+        "median",
+        "C6-C7",
+    ),
+    Muscle(
+        "flexor_carpi_ulnaris",
+        "Flexor carpi ulnaris",
+        "cervical",
+        ("flexor carpi ulnaris", "fcu"),
+        "ulnar",
+        "C7-T1",
+    ),
+    Muscle(
+        "forearm_flexors",
+        "Forearm flexors",
+        "cervical",
+        (
+            "forearm flexors",
+            "forearm flexor",
+            "flexor digitorum superficialis",
+            "flexor digitorum profundus",
+            "flexors",
+            "fds",
+            "fdp",
+        ),
+        "median / ulnar",
+        "C7-T1",
+    ),
+    Muscle(
+        "extensor_carpi_radialis",
+        "Extensor carpi radialis",
+        "cervical",
+        ("extensor carpi radialis", "ecr"),
+        "radial",
+        "C6-C7",
+    ),
+    Muscle(
+        "extensor_digitorum",
+        "Extensor digitorum (communis)",
+        "cervical",
+        ("extensor digitorum communis", "extensor digitorum", "edc", "ed"),
+        "posterior interosseous",
+        "C7-C8",
+    ),
+    Muscle(
+        "forearm_extensors",
+        "Forearm extensors",
+        "cervical",
+        ("forearm extensors", "forearm extensor", "extensor carpi ulnaris", "extensors", "ecu"),
+        "radial",
+        "C7-C8",
+    ),
+    Muscle(
+        "first_dorsal_interosseous",
+        "First dorsal interosseous",
+        "cervical",
+        ("first dorsal interosseous", "1st dorsal interosseous", "fdi", "1di"),
+        "ulnar",
+        "C8-T1",
+    ),
+    Muscle(
+        "abductor_pollicis_brevis",
+        "Abductor pollicis brevis",
+        "cervical",
+        ("abductor pollicis brevis", "apb", "thenar"),
+        "median",
+        "C8-T1",
+    ),
+    Muscle(
+        "abductor_digiti_minimi",
+        "Abductor digiti minimi (hand)",
+        "cervical",
+        ("abductor digiti minimi", "adm", "adq", "hypothenar"),
+        "ulnar",
+        "C8-T1",
+    ),
+    Muscle(
+        "cervical_paraspinals",
+        "Cervical paraspinals",
+        "cervical",
+        ("cervical paraspinals", "cervical paraspinal", "cervical psp", "psp c"),
+        "dorsal rami",
+        "C",
+    ),
     # Plain "paraspinals" means thoracic (the usual EMG site, e.g. T10) unless a level says otherwise.
-    Muscle("thoracic_paraspinals", "Thoracic paraspinals", "thoracic", ("thoracic paraspinals", "thoracic paraspinal", "thoracic psp", "erector spinae", "paraspinals", "paraspinal", "tps", "psp t", "psp"), "dorsal rami", "T"),
-    Muscle("lumbar_paraspinals", "Lumbar paraspinals", "lumbosacral", ("lumbar paraspinals", "lumbar paraspinal", "lumbosacral paraspinals", "lumbar psp", "multifidus", "psp lumbar"), "dorsal rami", "L"),
-    Muscle("rectus_abdominis", "Rectus abdominis", "thoracic", ("rectus abdominis", "rectus abd", "abdominis", "abdomen", "ra"), "intercostal", "T7-T12"),
-    Muscle("iliopsoas", "Iliopsoas", "lumbosacral", ("iliopsoas", "psoas", "ip"), "femoral", "L2-L3"),
-    Muscle("vastus_lateralis", "Vastus lateralis", "lumbosacral", ("vastus lateralis", "vastus lat", "vl"), "femoral", "L2-L4"),
-    Muscle("vastus_medialis", "Vastus medialis", "lumbosacral", ("vastus medialis", "vastus med", "vm", "vmo"), "femoral", "L2-L4"),
-    Muscle("rectus_femoris", "Rectus femoris", "lumbosacral", ("rectus femoris", "rf"), "femoral", "L2-L4"),
-    Muscle("quadriceps", "Quadriceps", "lumbosacral", ("quadriceps", "quads", "quad"), "femoral", "L2-L4"),
-    Muscle("hamstrings", "Hamstrings", "lumbosacral", ("hamstrings", "hamstring", "hams", "biceps femoris", "semitendinosus", "semimembranosus", "bf", "st", "sm"), "sciatic", "L5-S2"),
-    Muscle("tibialis_anterior", "Tibialis anterior", "lumbosacral", ("tibialis anterior", "tib ant", "tibant", "ta"), "deep peroneal", "L4-L5"),
-    Muscle("gastrocnemius_medial", "Gastrocnemius (medial head)", "lumbosacral", ("gastrocnemius medialis", "medial gastrocnemius", "gastrocnemius medial", "gastroc med", "med gastroc", "gastroc medial", "gasmed", "mg"), "tibial", "S1-S2"),
-    Muscle("gastrocnemius_lateral", "Gastrocnemius (lateral head)", "lumbosacral", ("gastrocnemius lateralis", "lateral gastrocnemius", "gastrocnemius lateral", "gastroc lat", "lat gastroc", "gastroc lateral", "gaslat", "gl", "lg"), "tibial", "S1-S2"),
-    Muscle("gastrocnemius", "Gastrocnemius", "lumbosacral", ("gastrocnemius", "gastroc", "gastro", "gcm", "gas", "calf"), "tibial", "S1-S2"),
+    Muscle(
+        "thoracic_paraspinals",
+        "Thoracic paraspinals",
+        "thoracic",
+        (
+            "thoracic paraspinals",
+            "thoracic paraspinal",
+            "thoracic psp",
+            "erector spinae",
+            "paraspinals",
+            "paraspinal",
+            "tps",
+            "psp t",
+            "psp",
+        ),
+        "dorsal rami",
+        "T",
+    ),
+    Muscle(
+        "lumbar_paraspinals",
+        "Lumbar paraspinals",
+        "lumbosacral",
+        (
+            "lumbar paraspinals",
+            "lumbar paraspinal",
+            "lumbosacral paraspinals",
+            "lumbar psp",
+            "multifidus",
+            "psp lumbar",
+        ),
+        "dorsal rami",
+        "L",
+    ),
+    Muscle(
+        "rectus_abdominis",
+        "Rectus abdominis",
+        "thoracic",
+        ("rectus abdominis", "rectus abd", "abdominis", "abdomen", "ra"),
+        "intercostal",
+        "T7-T12",
+    ),
+    Muscle(
+        "iliopsoas", "Iliopsoas", "lumbosacral", ("iliopsoas", "psoas", "ip"), "femoral", "L2-L3"
+    ),
+    Muscle(
+        "vastus_lateralis",
+        "Vastus lateralis",
+        "lumbosacral",
+        ("vastus lateralis", "vastus lat", "vl"),
+        "femoral",
+        "L2-L4",
+    ),
+    Muscle(
+        "vastus_medialis",
+        "Vastus medialis",
+        "lumbosacral",
+        ("vastus medialis", "vastus med", "vm", "vmo"),
+        "femoral",
+        "L2-L4",
+    ),
+    Muscle(
+        "rectus_femoris",
+        "Rectus femoris",
+        "lumbosacral",
+        ("rectus femoris", "rf"),
+        "femoral",
+        "L2-L4",
+    ),
+    Muscle(
+        "quadriceps",
+        "Quadriceps",
+        "lumbosacral",
+        ("quadriceps", "quads", "quad"),
+        "femoral",
+        "L2-L4",
+    ),
+    Muscle(
+        "hamstrings",
+        "Hamstrings",
+        "lumbosacral",
+        (
+            "hamstrings",
+            "hamstring",
+            "hams",
+            "biceps femoris",
+            "semitendinosus",
+            "semimembranosus",
+            "bf",
+            "st",
+            "sm",
+        ),
+        "sciatic",
+        "L5-S2",
+    ),
+    Muscle(
+        "tibialis_anterior",
+        "Tibialis anterior",
+        "lumbosacral",
+        ("tibialis anterior", "tib ant", "tibant", "ta"),
+        "deep peroneal",
+        "L4-L5",
+    ),
+    Muscle(
+        "gastrocnemius_medial",
+        "Gastrocnemius (medial head)",
+        "lumbosacral",
+        (
+            "gastrocnemius medialis",
+            "medial gastrocnemius",
+            "gastrocnemius medial",
+            "gastroc med",
+            "med gastroc",
+            "gastroc medial",
+            "gasmed",
+            "mg",
+        ),
+        "tibial",
+        "S1-S2",
+    ),
+    Muscle(
+        "gastrocnemius_lateral",
+        "Gastrocnemius (lateral head)",
+        "lumbosacral",
+        (
+            "gastrocnemius lateralis",
+            "lateral gastrocnemius",
+            "gastrocnemius lateral",
+            "gastroc lat",
+            "lat gastroc",
+            "gastroc lateral",
+            "gaslat",
+            "gl",
+            "lg",
+        ),
+        "tibial",
+        "S1-S2",
+    ),
+    Muscle(
+        "gastrocnemius",
+        "Gastrocnemius",
+        "lumbosacral",
+        ("gastrocnemius", "gastroc", "gastro", "gcm", "gas", "calf"),
+        "tibial",
+        "S1-S2",
+    ),
     Muscle("soleus", "Soleus", "lumbosacral", ("soleus", "sol"), "tibial", "S1-S2"),
-    Muscle("extensor_hallucis_brevis", "Extensor hallucis brevis", "lumbosacral", ("extensor hallucis brevis", "ehb"), "deep peroneal", "L5-S1"),
-    Muscle("extensor_digitorum_brevis", "Extensor digitorum brevis", "lumbosacral", ("extensor digitorum brevis", "edb"), "deep peroneal", "L5-S1"),
-    Muscle("abductor_hallucis", "Abductor hallucis", "lumbosacral", ("abductor hallucis", "abh", "ah"), "medial plantar (tibial)", "S1-S2"),
+    Muscle(
+        "extensor_hallucis_brevis",
+        "Extensor hallucis brevis",
+        "lumbosacral",
+        ("extensor hallucis brevis", "ehb"),
+        "deep peroneal",
+        "L5-S1",
+    ),
+    Muscle(
+        "extensor_digitorum_brevis",
+        "Extensor digitorum brevis",
+        "lumbosacral",
+        ("extensor digitorum brevis", "edb"),
+        "deep peroneal",
+        "L5-S1",
+    ),
+    Muscle(
+        "abductor_hallucis",
+        "Abductor hallucis",
+        "lumbosacral",
+        ("abductor hallucis", "abh", "ah"),
+        "medial plantar (tibial)",
+        "S1-S2",
+    ),
     # "ADM" alone is the hand muscle; the foot one must say so.
-    Muscle("abductor_digiti_minimi_foot", "Abductor digiti minimi (foot)", "lumbosacral", ("abductor digiti minimi pedis", "abductor digiti minimi foot", "adm pedis", "adm foot", "adq pedis", "adq foot"), "lateral plantar (tibial)", "S1-S2"),
-    Muscle("gluteus_maximus", "Gluteus maximus", "lumbosacral", ("gluteus maximus", "glut max", "gmax"), "inferior gluteal", "L5-S2"),
+    Muscle(
+        "abductor_digiti_minimi_foot",
+        "Abductor digiti minimi (foot)",
+        "lumbosacral",
+        (
+            "abductor digiti minimi pedis",
+            "abductor digiti minimi foot",
+            "adm pedis",
+            "adm foot",
+            "adq pedis",
+            "adq foot",
+        ),
+        "lateral plantar (tibial)",
+        "S1-S2",
+    ),
+    Muscle(
+        "gluteus_maximus",
+        "Gluteus maximus",
+        "lumbosacral",
+        ("gluteus maximus", "glut max", "gmax"),
+        "inferior gluteal",
+        "L5-S2",
+    ),
 )
 
 _BY_SITE = {m.site: m for m in MUSCLES}
@@ -114,12 +437,23 @@ _ALIASES = sorted(
     ((tuple(a.split()), m) for m in MUSCLES for a in (*m.aliases, m.site.replace("_", " "))),
     key=lambda t: (-len(" ".join(t[0])), t[0]),
 )
-_SIDE_WORDS = {"l": "L", "left": "L", "lt": "L", "sin": "L", "r": "R", "right": "R", "rt": "R", "dex": "R"}
+_SIDE_WORDS = {
+    "l": "L",
+    "left": "L",
+    "lt": "L",
+    "sin": "L",
+    "r": "R",
+    "right": "R",
+    "rt": "R",
+    "dex": "R",
+}
 _NOISE_WORDS = {"emg", "semg", "hdemg", "hd", "ch", "chan", "channel", "m", "muscle", "musculus"}
 
 
 # "(uV)", "[mV]": a unit in brackets, dropped; other bracketed text ("(L)") is kept.
-_UNIT_BRACKETS = re.compile(r"[(\[]\s*(?:[uµμmn]?v|micro ?volts?|milli ?volts?|volts?)\s*[)\]]", re.I)
+_UNIT_BRACKETS = re.compile(
+    r"[(\[]\s*(?:[uµμmn]?v|micro ?volts?|milli ?volts?|volts?)\s*[)\]]", re.I
+)
 
 # Words that name a muscle ambiguously; they need --sites or a montage.
 _AMBIGUOUS = {"gm": "gastrocnemius medialis or gluteus maximus"}
@@ -206,7 +540,9 @@ def parse_label(label: str, *, warn: bool = False) -> Channel:
     return Channel(label=label, site=site, side=side, region=region, electrode=electrode)
 
 
-def parse_site(text: str, label: str | None = None, regions: dict[str, str] | None = None) -> Channel:
+def parse_site(
+    text: str, label: str | None = None, regions: dict[str, str] | None = None
+) -> Channel:
     """Parse a user-given site name (``"Biceps L"``) for the channel ``label``.
 
     Raises :class:`~emgtool.errors.ConfigError` if the muscle is unknown, because
@@ -215,11 +551,12 @@ def parse_site(text: str, label: str | None = None, regions: dict[str, str] | No
     ch = parse_label(text)
     if ch.site == "unknown":
         raise ConfigError(
-            f"unknown site {text!r}; known muscles: "
-            + ", ".join(m.site for m in MUSCLES)
+            f"unknown site {text!r}; known muscles: " + ", ".join(m.site for m in MUSCLES)
         )
     region = (regions or {}).get(ch.site, ch.region)
-    return Channel(label=label or text, site=ch.site, side=ch.side, region=region, electrode=ch.electrode)
+    return Channel(
+        label=label or text, site=ch.site, side=ch.side, region=region, electrode=ch.electrode
+    )
 
 
 def parse_sites_option(text: str) -> list[str]:
@@ -263,7 +600,9 @@ def assign_sites(
             else:
                 ch = parse_label(lab, warn=warn)
                 if ch.site in regions:
-                    ch = Channel(ch.label, ch.site, ch.side, regions[ch.site], ch.unit, ch.electrode)
+                    ch = Channel(
+                        ch.label, ch.site, ch.side, regions[ch.site], ch.unit, ch.electrode
+                    )
                 out.append(ch)
         return tuple(out)
     return tuple(parse_label(lab, warn=warn) for lab in labels)
@@ -300,9 +639,20 @@ def load_montage(path: str | Path) -> dict:
     return {"channels": channels, "regions": regions}
 
 
-_UNITS = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "microvolt": 1.0, "microvolts": 1.0,
-          "mv": 1e3, "millivolt": 1e3, "millivolts": 1e3, "v": 1e6, "volt": 1e6, "volts": 1e6,
-          "nv": 1e-3}
+_UNITS = {
+    "uv": 1.0,
+    "µv": 1.0,
+    "μv": 1.0,
+    "microvolt": 1.0,
+    "microvolts": 1.0,
+    "mv": 1e3,
+    "millivolt": 1e3,
+    "millivolts": 1e3,
+    "v": 1e6,
+    "volt": 1e6,
+    "volts": 1e6,
+    "nv": 1e-3,
+}
 
 
 def unit_scale_to_uv(unit: str) -> float:

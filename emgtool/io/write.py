@@ -29,6 +29,40 @@ def physical_range_uv(data: np.ndarray, margin: float = 1.02) -> tuple[float, fl
     return (-peak, peak)
 
 
+def edf_labels(labels: list[str]) -> list[str]:
+    """Labels that fit EDF's 16-character field, unique, with a visible warning when cut.
+
+    A cut label could name another muscle ("Thoracic paraspinals L" → "Thoracic paraspi"
+    loses the side), so the side and electrode number are kept at the end.
+    """
+    import re
+    import warnings
+
+    from emgtool.errors import EmgtoolWarning
+
+    out: list[str] = []
+    for lab in labels:
+        new = lab
+        if len(lab) > 16:
+            m = re.search(r"(\s+(?:[LR]|left|right))?(\s+\d+)?$", lab, flags=re.IGNORECASE)
+            tail = m.group(0) if m else ""
+            new = lab[: 16 - len(tail)].rstrip() + tail if len(tail) < 12 else lab[:16]
+            new = new[:16]
+        base, k = new, 2
+        while new in out:
+            suffix = f"~{k}"
+            new = base[: 16 - len(suffix)] + suffix
+            k += 1
+        if new != lab:
+            warnings.warn(
+                f"EDF labels hold 16 characters: channel {lab!r} is written as {new!r}",
+                EmgtoolWarning,
+                stacklevel=3,
+            )
+        out.append(new)
+    return out
+
+
 def write_edf(
     path: str | Path,
     rec: Recording,
@@ -60,8 +94,9 @@ def write_edf(
     n_rec_samples = int(round(record_s * rec.fs))
     n = rec.n_samples
     pad = (-n) % n_rec_samples if n_rec_samples else 0
+    labels = edf_labels([c.label for c in rec.channels])
     signals = []
-    for i, ch in enumerate(rec.channels):
+    for i in range(rec.n_channels):
         x = rec.data[i].astype(np.float64)
         x = np.where(np.isfinite(x), x, 0.0)
         if pad:
@@ -70,14 +105,16 @@ def write_edf(
             sig_cls(
                 x,
                 rec.fs,
-                label=ch.label[:16],
+                label=labels[i],
                 physical_dimension="uV",
                 physical_range=physical_range_uv(x),
                 digital_range=dig,
                 transducer_type="AgAgCl electrode",
             )
         )
-    anns = [edfio.EdfAnnotation(float(o), float(d) if d else None, str(t)) for o, d, t in annotations]
+    anns = [
+        edfio.EdfAnnotation(float(o), float(d) if d else None, str(t)) for o, d, t in annotations
+    ]
     kwargs = {}
     if rec.start_time is not None:
         kwargs["starttime"] = rec.start_time.time().replace(microsecond=0)
@@ -93,7 +130,9 @@ def write_edf(
     edf.write(path)
 
 
-def write_csv(path: str | Path, rec: Recording, *, time_column: bool = True, decimals: int = 3) -> None:
+def write_csv(
+    path: str | Path, rec: Recording, *, time_column: bool = True, decimals: int = 3
+) -> None:
     """Write ``rec`` as CSV: header ``time_s,<label> (uV),…``, one row per sample."""
     path = Path(path)
     header = (["time_s"] if time_column else []) + [f"{c.label} (uV)" for c in rec.channels]

@@ -12,6 +12,7 @@ import pytest
 
 from emgtool.errors import EmgtoolError
 from emgtool.events import read_events_tsv
+from emgtool.io.write import edf_labels
 from emgtool.recording import Recording
 from emgtool.report.exports import (
     edf_annotations,
@@ -67,7 +68,9 @@ def test_edf_roundtrip_through_mne(small, tmp_path):
     assert list(ann.description) == [expect[i][2] for i in order]
     assert "cramp tibialis_anterior R" in set(ann.description)
     assert raw.n_times == a.n_samples and raw.info["sfreq"] == a.fs
-    assert raw.ch_names == [c.label[:16] for c in a.channels]  # EDF labels hold 16 chars
+    # EDF labels hold 16 characters; cut labels keep their side ("tibialis_anter R").
+    assert raw.ch_names == edf_labels([c.label for c in a.channels])
+    assert all(n.endswith(("L", "R", "01", "02")) or len(n) < 16 for n in raw.ch_names)
 
 
 def test_edf_refuses_other_recording(small, tmp_path):

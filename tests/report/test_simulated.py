@@ -87,8 +87,14 @@ def test_detector_rates_and_intervals(scenario):
 
     covered = missed = 0
     for seed in (1, 2):
-        rec, truth = simulate(scenario, duration_s=120, seed=seed, n_voluntary=0,
-                              fp_rate_per_min=RATE, doublet_prob=0.0)
+        rec, truth = simulate(
+            scenario,
+            duration_s=120,
+            seed=seed,
+            n_voluntary=0,
+            fp_rate_per_min=RATE,
+            doublet_prob=0.0,
+        )
         s = summarize(analyze(rec))
         pattern, regions, bilateral = EXPECTED[scenario]
         assert s["spread"]["pattern"] == pattern, (seed, s["spread"])
