@@ -167,6 +167,7 @@ class PipelineState:
     # output
     out: list = field(default_factory=list)  # emitted event dicts (all so far)
     waveforms: list = field(default_factory=list)  # per site list of (event_no, waveform)
+    emitted: list = field(default_factory=list)  # per site, peaks of the last fasciculations
     flushed: bool = False
 
 
@@ -229,6 +230,7 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
     st.seg_done_until = np.zeros(n_sites, np.int64)
     st.trackers = [CardiacTracker() for _ in range(n_sites)]
     st.waveforms = [[] for _ in range(n_sites)]
+    st.emitted = [[] for _ in range(n_sites)]
     return st
 
 
@@ -701,6 +703,42 @@ def _segment(st: PipelineState, final: bool) -> None:
         _measure(st, site_idx, s0, s1)
 
 
+def _doublet_parts(st: PipelineState, rec: dict, lag: int, sd: float) -> list[dict] | None:
+    """The two events of a doublet candidate (decided later, like any candidate).
+
+    Both carry the recovered single potential, centred on its peak: the unit's own
+    shape, for features and shape clustering.
+    """
+    single = comb_inverse(rec["wave"], lag).astype(np.float32)
+    i_pk = int(np.abs(single).argmax())
+    amp1 = float(single.max() - single.min())
+    if amp1 < st.cfg.fasc_min_pp_uv:
+        return None
+    p1 = rec["peak"] - st.half_n + i_pk
+    shift = st.half_n - i_pk
+    centred = np.zeros_like(single)
+    src = single[max(0, -shift) : len(single) - max(0, shift)]
+    centred[max(0, shift) : max(0, shift) + len(src)] = src
+    f1 = waveform_features(centred[None], np.array([sd]), st.fs)
+    parts = []
+    for pk in (p1, p1 + lag):
+        part = dict(rec)
+        part.update(
+            start=int(pk - st.half_n + f1["onset"][0]),
+            stop=int(max(pk + 1, pk - st.half_n + f1["last"][0] + 1)),
+            peak=int(pk),
+            amplitude_uv=amp1,
+            duration_ms=float(f1["duration_ms"][0]),
+            phases=int(f1["phases"][0]),
+            turns=int(f1["turns"][0]),
+            area_uv_ms=float(f1["area_uv_ms"][0]),
+            wave=centred,
+            doublet=None,
+        )
+        parts.append(part)
+    return parts
+
+
 def _gather(st: PipelineState, chans: NDArray, starts: NDArray, length: int) -> NDArray:
     """Samples [start, start + length) of each (channel, start) from the buffer, zero-padded."""
     rel = starts[:, None] - st.buf_start + np.arange(length)[None, :]
@@ -748,51 +786,29 @@ def _measure(st, site_idx, s0, s1) -> None:
             amp = float(amp_all[j])
             if amp < cfg.fasc_min_pp_uv:
                 continue
-            parts = [(int(peak[j]), amp, wave[j], f, j)]
+            rec = {
+                "site_i": int(s),
+                "start": int(peak[j] - st.half_n + f["onset"][j]),
+                "stop": int(max(en_s[j], peak[j] - st.half_n + f["last"][j] + 1)),
+                "peak": int(peak[j]),
+                "best_ch": int(best_ch[j]),
+                "channels": [int(c) for c, v in zip(chs, saw[:, j], strict=True) if v]
+                or [int(best_ch[j])],
+                "amplitude_uv": amp,
+                "duration_ms": float(f["duration_ms"][j]),
+                "phases": int(f["phases"][j]),
+                "turns": int(f["turns"][j]),
+                "area_uv_ms": float(f["area_uv_ms"][j]),
+                "uniform": bool(uniform[j]),
+                "wave": wave[j],
+                "ecg": False,
+                "ecg_done": False,
+                "doublet": None,
+            }
             if lag[j]:
-                single = comb_inverse(wave[j], int(lag[j])).astype(np.float32)
-                i_pk = int(np.abs(single).argmax())
-                p1 = int(peak[j]) - st.half_n + i_pk
-                amp1 = float(single.max() - single.min())
-                if amp1 >= cfg.fasc_min_pp_uv:
-                    # Both copies carry the recovered single potential, centred on its peak:
-                    # the unit's own shape, for features and shape clustering.
-                    shift = st.half_n - i_pk
-                    centred = np.zeros_like(single)
-                    src = single[max(0, -shift) : len(single) - max(0, shift)]
-                    centred[max(0, shift) : max(0, shift) + len(src)] = src
-                    w1 = w2 = centred
-                    f1 = waveform_features(single[None], sd[j : j + 1], st.fs)
-                    f1 = {k: np.r_[v, v] for k, v in f1.items()}
-                    for k in ("onset", "first", "last", "peak"):
-                        f1[k] = f1[k] + (st.half_n - i_pk)  # re-centre on each copy's peak
-                    parts = [(p1, amp1, w1, f1, 0), (p1 + int(lag[j]), amp1, w2, f1, 1)]
-            for pk, a_uv, wv, ff, jj in parts:
-                # The same potential may be found again from a neighbouring segment.
-                if any(
-                    rs == s and abs(rp - pk) <= st.bridge_n for rp, rs, _ in st.recent_peaks[-64:]
-                ):
-                    continue
-                rec = {
-                    "site_i": int(s),
-                    "start": int(pk - st.half_n + ff["onset"][jj]),
-                    "stop": int(max(pk + 1, pk - st.half_n + ff["last"][jj] + 1)),
-                    "peak": int(pk),
-                    "best_ch": int(best_ch[j]),
-                    "channels": [int(c) for c, v in zip(chs, saw[:, j], strict=True) if v]
-                    or [int(best_ch[j])],
-                    "amplitude_uv": a_uv,
-                    "duration_ms": float(ff["duration_ms"][jj]),
-                    "phases": int(ff["phases"][jj]),
-                    "turns": int(ff["turns"][jj]),
-                    "area_uv_ms": float(ff["area_uv_ms"][jj]),
-                    "uniform": bool(uniform[j]),
-                    "wave": wv,
-                    "ecg": False,
-                    "ecg_done": False,
-                }
-                st.pending.append(rec)
-                st.recent_peaks.append((rec["peak"], int(s), rec))
+                rec["doublet"] = _doublet_parts(st, rec, int(lag[j]), float(sd[j]))
+            st.pending.append(rec)
+            st.recent_peaks.append((rec["peak"], int(s), rec))
     if st.decisions_on and st.cfg.ecg_reject:
         # Cardiac tracking runs as candidates appear, in time order per site.
         for rec in sorted((p for p in st.pending if not p["ecg_done"]), key=lambda p: p["peak"]):
@@ -1030,10 +1046,25 @@ def _decide(st: PipelineState, final: bool) -> None:
                 reason = "clipped"
         p["kind"] = "fasciculation" if reason is None else "artifact"
         p["reason"] = reason or "n/a"
-        if p["kind"] == "fasciculation" and len(st.waveforms[s]) < MAX_WAVEFORMS_PER_SITE:
-            st.waveforms[s].append((len(st.out), p["wave"]))
         p.pop("ecg_done", None)
-        st.out.append(p)
+        parts = p.pop("doublet", None)
+        if p["kind"] != "fasciculation":
+            parts = None  # an artefact is one event, whatever its shape
+        for q in parts or [p]:
+            q["kind"], q["reason"] = p["kind"], p["reason"]
+            q.pop("ecg_done", None)
+            if q["kind"] == "fasciculation":
+                # A potential found again from a neighbouring segment (one copy of a
+                # doublet seen on its own) is counted once.
+                recent = st.emitted[s]
+                if any(abs(q["peak"] - r) <= st.bridge_n for r in recent):
+                    continue
+                recent.append(q["peak"])
+                del recent[:-16]
+                if len(st.waveforms[s]) < MAX_WAVEFORMS_PER_SITE:
+                    st.waveforms[s].append((len(st.out), q["wave"]))
+            q.pop("doublet", None)
+            st.out.append(q)
     st.pending = keep
     # Forget candidate peaks that can no longer be coincident with anything undecided.
     oldest = (

@@ -45,7 +45,7 @@ ECG_SITES = frozenset(
 RR_MIN_S, RR_MAX_S = 0.33, 1.6
 RR_TOL = 0.15  # beat-to-beat variability allowed, as a fraction of RR
 SHAPE_LOCK = 0.85  # correlation needed to start tracking
-SHAPE_KEEP = 0.75  # correlation needed to stay on the rhythm
+SHAPE_KEEP = 0.7  # correlation needed to stay on the rhythm
 MAX_MISSED = 8  # the lock survives this many beat intervals without a detected beat
 
 
@@ -60,10 +60,10 @@ class CardiacTracker:
     history: list = field(default_factory=list)  # recent (peak, waveform) candidates
 
 
-MAX_LAG = 4  # samples of misalignment tolerated between two beats
+MAX_LAG_S = 0.02  # misalignment tolerated between two beats (R vs S wave as "the" peak)
 
 
-def _corr(a: NDArray, b: NDArray) -> float:
+def _corr(a: NDArray, b: NDArray, max_lag: int = 4) -> float:
     """Largest normalised cross-correlation of two waveforms over small lags.
 
     Peaks are found as the largest absolute sample, which can jump between
@@ -78,7 +78,12 @@ def _corr(a: NDArray, b: NDArray) -> float:
         return 0.0
     n = len(a)
     full = np.correlate(a, b, mode="full")  # lag k sits at index n - 1 + k
-    return float(full[n - 1 - MAX_LAG : n + MAX_LAG].max() / den)
+    lag = min(max_lag, n - 1)
+    return float(full[n - 1 - lag : n + lag].max() / den)
+
+
+def _lag(fs: float) -> int:
+    return max(1, int(round(MAX_LAG_S * fs)))
 
 
 def _chain(history: list, fs: float) -> tuple[float, NDArray] | None:
@@ -91,14 +96,14 @@ def _chain(history: list, fs: float) -> tuple[float, NDArray] | None:
         i2 = t3 - t2
         if i2 > RR_MAX_S * fs:
             break
-        if i2 < RR_MIN_S * fs or _corr(w2, w3) < SHAPE_LOCK:
+        if i2 < RR_MIN_S * fs or _corr(w2, w3, _lag(fs)) < SHAPE_LOCK:
             continue
         for j in range(i - 1, -1, -1):
             t1, w1 = history[j]
             i1 = t2 - t1
             if i1 > (1 + RR_TOL) * i2:
                 break
-            if abs(i1 - i2) <= RR_TOL * i2 and _corr(w1, w3) >= SHAPE_LOCK:
+            if abs(i1 - i2) <= RR_TOL * i2 and _corr(w1, w3, _lag(fs)) >= SHAPE_LOCK:
                 return (i1 + i2) / 2.0, (w1 + w2 + w3) / 3.0
     return None
 
@@ -114,7 +119,7 @@ def classify(tr: CardiacTracker, peak: int, w: NDArray, fs: float) -> bool:
         # Beats can be missed (below threshold, excluded); timing error grows with each.
         k = int(round((peak - tr.last) / tr.rr))
         if 1 <= k <= MAX_MISSED and abs(peak - tr.last - k * tr.rr) <= RR_TOL * tr.rr * np.sqrt(k):
-            if _corr(tr.template, w) >= SHAPE_KEEP:
+            if _corr(tr.template, w, _lag(fs)) >= SHAPE_KEEP:
                 tr.rr = 0.8 * tr.rr + 0.2 * (peak - tr.last) / k
                 tr.last = peak
                 tr.template = 0.9 * tr.template + 0.1 * w
@@ -164,7 +169,7 @@ def bootstrap(peaks: NDArray, waveforms: NDArray, fs: float) -> tuple[CardiacTra
                 continue
             k = int(round(abs(t - last) / cur_rr))
             if 1 <= k <= 3 and abs(abs(t - last) - k * cur_rr) <= RR_TOL * cur_rr:
-                if _corr(template, waveforms[j]) >= SHAPE_KEEP:
+                if _corr(template, waveforms[j], _lag(fs)) >= SHAPE_KEEP:
                     is_ecg[j] = True
                     cur_rr = 0.8 * cur_rr + 0.2 * abs(t - last) / k
                     last = t
