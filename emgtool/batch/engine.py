@@ -132,7 +132,10 @@ class _DaskPool:
         for fut in as_completed(futures):
             i = index[fut.key]
             if fut.status == "finished":
-                out = fut.result()
+                try:
+                    out = fut.result()
+                except Exception as e:  # noqa: BLE001 - result lost with its worker: retried alone
+                    out = e
             else:
                 out = fut.exception() or RuntimeError(f"task {fut.status}")
             fut.release()
@@ -167,8 +170,11 @@ def _dask_pool(
     from distributed import Client, LocalCluster
 
     quiet = logging.DEBUG if debug else logging.CRITICAL
-    for name in ("distributed", "tornado"):
-        logging.getLogger(name).setLevel(quiet)
+    # Dask logs every worker death and retry; the batch reports them per file instead.
+    loggers = [logging.getLogger(name) for name in ("distributed", "tornado")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(quiet)
     cluster = None
     try:
         if scheduler or scheduler_file:
@@ -231,6 +237,8 @@ def _dask_pool(
     finally:
         if cluster is not None:
             cluster.close()
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 # --- driver ---------------------------------------------------------------
