@@ -282,3 +282,23 @@ def test_one_driver_per_results_folder(recordings, tmp_path):
     finally:
         held.close()
     assert run_batch([tmp_path / "data"], out, engine="serial", analyze=FAKE).done == 1
+
+
+def test_progress_bar_and_final_line(recordings, tmp_path, capsys):
+    recordings(2)
+    rc = main(
+        [
+            "batch",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "out"),
+            "--engine",
+            "serial",
+            "--analyze",
+            FAKE,
+        ]
+    )
+    cap = capsys.readouterr()
+    assert rc == 0
+    assert "emgtool batch: 100%" in cap.err and "2/2" in cap.err  # tqdm bar with elapsed<ETA
+    assert cap.out.splitlines()[0] == "done 2, skipped 0, failed 0"
