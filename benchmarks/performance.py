@@ -196,17 +196,20 @@ def time_analyze(path: Path) -> dict:
     }
 
 
-def time_cli(path: Path) -> float:
+def time_cli(path: Path) -> float | str:
+    """Wall time of ``emgtool analyze FILE --out DIR`` in a fresh interpreter (or its error)."""
     with tempfile.TemporaryDirectory(prefix="perf-cli-") as out:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         t0 = time.perf_counter()
-        subprocess.run(
+        res = subprocess.run(
             [sys.executable, "-m", "emgtool", "analyze", str(path), "--out", out],
-            check=True,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
+        if res.returncode != 0:
+            return f"exit {res.returncode}: " + (res.stderr.strip().splitlines() or [""])[-1][:200]
         return time.perf_counter() - t0
 
 
@@ -251,9 +254,13 @@ def section_e2e(path: Path, repeats: int, with_cli: bool) -> dict:
     }
     if with_cli:
         cli = [time_cli(path) for _ in range(max(1, repeats // 2))]
+        ok = [c for c in cli if isinstance(c, float)]
         out["cli_wall_s"] = cli
-        out["cli_median_s"] = statistics.median(cli)
-        out["cli_vs_floor"] = out["cli_median_s"] / med_floor
+        if ok:
+            out["cli_median_s"] = statistics.median(ok)
+            out["cli_vs_floor"] = out["cli_median_s"] / med_floor
+        else:
+            out["cli_error"] = cli[0]
     return out
 
 
@@ -767,6 +774,10 @@ def summary_rows(res: dict) -> list[list[str]]:
                 _ok(e["analyze_vs_floor"] <= TARGETS["e2e_vs_floor_max"]),
             ]
         )
+        if "cli_error" in e:
+            rows.append(
+                ["`emgtool analyze FILE --out DIR`", "error: " + e["cli_error"][:100], "", "–"]
+            )
         if "cli_median_s" in e:
             rows.append(
                 [
