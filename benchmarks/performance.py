@@ -944,7 +944,13 @@ def update_docs(doc: Path, res: dict) -> None:
         "",
         f"Measured {meta['date']} with `{meta['command']}` (emgtool {meta['version']}, Python "
         f"{meta['python']}, numpy {meta['numpy']}, scipy {meta['scipy']}; {meta['cpus']} CPUs, "
-        f"load average {meta['load_start']:.1f} at the start, {meta['load_end']:.1f} at the end).",
+        f"load average {meta['load_start']:.1f} at the start, {meta['load_end']:.1f} at the end)"
+        + (
+            f"; {', '.join(meta['merged_from_earlier_run']['sections'])} from the run of "
+            f"{meta['merged_from_earlier_run']['date']}."
+            if meta.get("merged_from_earlier_run")
+            else "."
+        ),
         "",
         md_table(["Measure", "Result", "Target", ""], summary_rows(res)),
         "",
@@ -1087,6 +1093,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", type=Path, default=HERE / "results" / "performance.json")
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/performance.md")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the sections skipped in this run from the existing --out file (rerun one section)",
+    )
     p.add_argument("--batch-files", type=int, help="files in the batch test (default 20; quick 8)")
     p.add_argument("--batch-repeats", type=int, help="batch repeats (default 3; quick 1)")
     p.add_argument("--worker-memory", help=argparse.SUPPRESS)
@@ -1156,6 +1167,15 @@ def main(argv: list[str] | None = None) -> int:
     if res.get("stages"):
         print()
         print(text_table(["Stage", "Share", "M samples/s"], stage_rows(res)))
+    if args.merge and args.out.exists():
+        old = json.loads(args.out.read_text())
+        kept = [k for k in SECTIONS if k in old and k not in res]
+        for k in kept:
+            res[k] = old[k]
+        res["meta"]["merged_from_earlier_run"] = {
+            "sections": kept,
+            "date": old.get("meta", {}).get("date"),
+        }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(_json_safe(res), indent=1) + "\n")
     log(f"wrote {args.out}")
