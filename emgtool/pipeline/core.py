@@ -750,16 +750,19 @@ def _gather(st: PipelineState, chans: NDArray, starts: NDArray, length: int) -> 
 def _measure(st, site_idx, s0, s1) -> None:
     """Features of final candidate segments; queue them for decision."""
     cfg = st.cfg
-    L = st.max_pot_n
     for s in np.unique(site_idx):
         sel = np.flatnonzero(site_idx == s)
         chs = st.site_chs[s]
         st_s, en_s = s0[sel], s1[sel]
-        # Per channel: samples of each segment (up to max_pot_n long).
-        seg = np.stack([_gather(st, np.full(len(sel), c), st_s, L) for c in chs])  # (k, n, L)
+        # Per channel: samples of each segment (gathered only as long as the longest one).
+        L = int(min(st.max_pot_n, max(1, (en_s - st_s).max())))
+        rel = st_s[:, None] - st.buf_start + np.arange(L)[None, :]
+        rel = np.clip(rel, 0, st.buf.shape[1] - 1)
+        seg = st.buf[chs][:, rel]  # (k, n, L)
         inside = np.arange(L)[None, :] < (en_s - st_s)[:, None]
         segm = np.where(inside[None], seg, np.float32(0))
-        pp = segm.max(axis=2) - segm.min(axis=2)  # (k, n)
+        # Peak to peak about the baseline (0 included: a one-signed segment counts from 0).
+        pp = np.maximum(segm.max(axis=2), 0) - np.minimum(segm.min(axis=2), 0)  # (k, n)
         best_k = pp.argmax(axis=0)
         best_ch = chs[best_k]
         absbest = np.abs(segm[best_k, np.arange(len(sel))])
