@@ -59,6 +59,8 @@ CLIP_RUN = 5  # identical consecutive samples at the extreme = clipped
 MAX_ABS_UV = 1e7  # |x| above 10 V is not a voltage an EMG amplifier can report: masked as missing
 DISCONNECTED_MAINS_UV = 50.0  # mains RMS above which a mains-dominated channel is disconnected
 SUSTAINED_MARGIN_S = 0.1  # candidates this close to sustained activity are dropped
+EPISODE_GAP_S = 1.0  # sustained runs of a site closer than this are one episode (one cramp)
+SUSTAINED_AFTER_S = 0.3  # ... and after it (its last discharges thin out)
 RING_S = 900.0  # activity history kept for cramp statistics (15 min)
 MAX_WAVEFORMS_PER_SITE = 20000
 RING_MS = 40.0  # a much smaller candidate this close to a potential is its filter ringing
@@ -110,6 +112,8 @@ class PipelineState:
     merge_bins: int
     sustained_bins: int
     margin_bins: int
+    after_bins: int
+    episode_bins: int
     ring_n: int
     ring_n_samples: int
     qrs_n: tuple
@@ -153,6 +157,9 @@ class PipelineState:
     run_start: NDArray | None = None  # per site, -1 = none (bin index)
     run_last: NDArray | None = None
     sustained: list = field(default_factory=list)  # per site list of [start_bin, stop_bin)
+    episode: list = field(
+        default_factory=list
+    )  # per site [start_bin, stop_bin) still open, or None
     # exclusions (absolute samples), per channel
     excl: list = field(default_factory=list)  # per channel list of (a, b, reason), recent
     excl_done: list = field(default_factory=list)  # per channel, spans that can no longer matter
@@ -205,6 +212,8 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
         merge_bins=max(1, int(round(cfg.sustained_merge_s / (bin_n / fs)))),
         sustained_bins=max(1, int(round(cfg.sustained_min_s / (bin_n / fs)))),
         margin_bins=max(1, int(round(SUSTAINED_MARGIN_S / (bin_n / fs)))),
+        episode_bins=max(1, int(round(EPISODE_GAP_S / (bin_n / fs)))),
+        after_bins=max(1, int(round(SUSTAINED_AFTER_S / (bin_n / fs)))),
         ring_n=int(round(RING_S / (bin_n / fs))),
         ring_n_samples=int(round(RING_MS * ms)),
         qrs_n=(int(round(QRS_MS[0] * ms)), int(round(QRS_MS[1] * ms))),
@@ -223,6 +232,7 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
     st.run_start = np.full(n_sites, -1, np.int64)
     st.run_last = np.full(n_sites, -1, np.int64)
     st.sustained = [[] for _ in range(n_sites)]
+    st.episode = [None] * n_sites
     st.excl = [[] for _ in range(n_ch)]
     st.excl_done = [[] for _ in range(n_ch)]
     st.nan_open = np.full(n_ch, -1, np.int64)
@@ -914,18 +924,60 @@ def _activity(st: PipelineState, rms: NDArray, final: bool) -> None:
 
 def _close_runs(st: PipelineState, final: bool) -> None:
     for s in range(len(st.site_keys)):
-        if st.run_start[s] < 0:
-            continue
-        if final or st.run_last[s] + st.merge_bins < st.n_bins:
+        if st.run_start[s] >= 0 and (final or st.run_last[s] + st.merge_bins < st.n_bins):
             _finish_run(st, s, int(st.run_start[s]), int(st.run_last[s]))
             st.run_start[s] = st.run_last[s] = -1
+        # An episode ends when no new sustained run has started within the episode gap.
+        ep = st.episode[s]
+        if ep is not None and (
+            final or (st.run_start[s] < 0 and ep[1] + st.episode_bins < st.n_bins)
+        ):
+            _emit_episode(st, s, ep[0], ep[1])
+            st.episode[s] = None
 
 
 def _finish_run(st: PipelineState, s: int, first_bin: int, last_bin: int) -> None:
-    """A run of activity at site ``s`` has ended; record it if it was sustained."""
+    """A run of activity at site ``s`` has ended; record it if it was sustained.
+
+    Cramps wax and wane: sustained runs of one site less than
+    ``EPISODE_GAP_S`` apart are one episode (one cramp), the pause included.
+    """
     if last_bin - first_bin + 1 < st.sustained_bins:
         return
+    ep = st.episode[s]
+    if ep is not None and (
+        first_bin - ep[1] <= st.episode_bins or _mostly_excluded(st, s, ep[1], first_bin)
+    ):
+        ep[1] = last_bin + 1
+        st.sustained[s][-1] = (ep[0], ep[1])
+        return
+    if ep is not None:
+        _emit_episode(st, s, ep[0], ep[1])
+    st.episode[s] = [first_bin, last_bin + 1]
     st.sustained[s].append((first_bin, last_bin + 1))
+
+
+def _mostly_excluded(st: PipelineState, s: int, b0: int, b1: int) -> bool:
+    """True if every channel of site ``s`` was excluded (clipped, gap) for most of bins [b0, b1).
+
+    A pause made of clipping is not a pause of the muscle: the episode goes on.
+    """
+    if b1 <= b0:
+        return True
+    a, b = b0 * st.bin_n, b1 * st.bin_n
+    out = np.ones(b - a, bool)
+    for c in st.site_chs[s]:
+        m = np.zeros(b - a, bool)
+        for x, y, _why in all_exclusions(st, c):
+            if y > a and x < b:
+                m[max(x, a) - a : min(y, b) - a] = True
+        out &= m
+    return bool(out.mean() >= 0.5)
+
+
+def _emit_episode(st: PipelineState, s: int, first_bin: int, stop_bin: int) -> None:
+    """Classify a finished episode of sustained activity as cramp or voluntary."""
+    last_bin = stop_bin - 1
     cfg = st.cfg
     dur_s = (last_bin + 1 - first_bin) * st.bin_n / st.fs
     lo = max(first_bin, st.n_bins - st.ring_n)
@@ -965,15 +1017,19 @@ def _covered_by_sustained(st: PipelineState, s: int, peak: int) -> bool | None:
     """True/False if known whether ``peak`` lies in sustained activity (± margin); None if not yet."""
     pb = peak // st.bin_n
     m = st.margin_bins
+    m_after = st.after_bins  # the last discharges of a cramp thin out before it stops
     for a, b in st.sustained[s]:
-        if a - m <= pb < b + m:
+        if a - m <= pb < b + m_after:
             return True
+    ep = st.episode[s]
     if st.run_start[s] >= 0:
         rs, rl = int(st.run_start[s]), int(st.run_last[s])
         if rs - m <= pb:
             if rl - rs + 1 >= st.sustained_bins:
                 return True  # open run is already sustained and reaches back to here
             return None  # may still become sustained
+    if ep is not None and ep[1] + m_after <= pb and st.n_bins <= ep[1] + st.episode_bins:
+        return None  # in a pause of an episode that may go on (then this is inside it)
     if st.n_bins <= pb + m + st.merge_bins:
         return None  # activity soon after may still start a run that reaches back
     return False

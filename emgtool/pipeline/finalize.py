@@ -112,7 +112,10 @@ def _intervals_for_site(st: PipelineState, s: int) -> dict[str, list[tuple[float
     margin = st.margin_bins * st.bin_n / fs
     for a, b in st.sustained[s]:
         out.setdefault("sustained", []).append(
-            (max(0.0, a * st.bin_n / fs - margin), min(st.pos / fs, b * st.bin_n / fs + margin))
+            (
+                max(0.0, a * st.bin_n / fs - margin),
+                min(st.pos / fs, b * st.bin_n / fs + st.after_bins * st.bin_n / fs),
+            )
         )
     # Blocks in which every channel of the site is flat.
     flat = []
