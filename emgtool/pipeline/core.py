@@ -1121,8 +1121,10 @@ def _decide(st: PipelineState, final: bool) -> None:
                 recent.append(q["peak"])
                 del recent[:-16]
                 if len(st.waveforms[s]) < MAX_WAVEFORMS_PER_SITE:
-                    st.waveforms[s].append((len(st.out), q["wave"]))
+                    # float16 keeps 3 significant digits of µV: plenty for shapes, half the memory.
+                    st.waveforms[s].append((len(st.out), q["wave"].astype(np.float16)))
             q.pop("doublet", None)
+            q.pop("wave", None)  # decided: the waveform is no longer needed (bounded memory)
             st.out.append(q)
     st.pending = keep
     # Forget candidate peaks that can no longer be coincident with anything undecided.

@@ -251,7 +251,7 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
                 wmap = dict(st.waveforms[s])
                 have = np.array([no in wmap for no in nos])
                 waves = (
-                    np.stack([wmap[no] for no in nos[have]])
+                    np.stack([wmap[no] for no in nos[have]]).astype(np.float32)
                     if have.any()
                     else np.zeros((0, 2 * st.half_n), np.float32)
                 )
