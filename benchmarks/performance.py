@@ -946,8 +946,12 @@ def update_docs(doc: Path, res: dict) -> None:
         f"{meta['python']}, numpy {meta['numpy']}, scipy {meta['scipy']}; {meta['cpus']} CPUs, "
         f"load average {meta['load_start']:.1f} at the start, {meta['load_end']:.1f} at the end)"
         + (
-            f"; {', '.join(meta['merged_from_earlier_run']['sections'])} from the run of "
-            f"{meta['merged_from_earlier_run']['date']}."
+            "; from earlier runs: "
+            + ", ".join(
+                f"{k} ({meta['section_dates'].get(k, '?')})"
+                for k in meta["merged_from_earlier_run"]["sections"]
+            )
+            + "."
             if meta.get("merged_from_earlier_run")
             else "."
         ),
@@ -1120,7 +1124,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python benchmarks/performance.py"
         + (" --quick" if args.quick else "")
-        + (f" --skip {args.skip}" if args.skip else ""),
+        + (f" --skip {args.skip}" if args.skip else "")
+        + (" --merge" if args.merge else ""),
         "version": __version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -1162,6 +1167,7 @@ def main(argv: list[str] | None = None) -> int:
             args.batch_repeats or (1 if args.quick else 3),
         )
     res["meta"]["wall_s"] = time.perf_counter() - t_all
+    res["meta"]["section_dates"] = {k: res["meta"]["date"] for k in SECTIONS if k in res}
     res["meta"]["load_end"] = os.getloadavg()[0]
     print(text_table(["Measure", "Result", "Target", ""], summary_rows(res)))
     if res.get("stages"):
@@ -1170,12 +1176,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge and args.out.exists():
         old = json.loads(args.out.read_text())
         kept = [k for k in SECTIONS if k in old and k not in res]
+        old_meta = old.get("meta", {})
+        old_dates = old_meta.get("section_dates", {})
         for k in kept:
             res[k] = old[k]
-        res["meta"]["merged_from_earlier_run"] = {
-            "sections": kept,
-            "date": old.get("meta", {}).get("date"),
-        }
+            res["meta"]["section_dates"][k] = old_dates.get(k, old_meta.get("date"))
+        res["meta"]["merged_from_earlier_run"] = {"sections": kept}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(_json_safe(res), indent=1) + "\n")
     log(f"wrote {args.out}")
