@@ -119,14 +119,14 @@ def normalise_events(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for c, (t, *_r) in EVENT_COLUMNS.items():
         if c not in out.columns:
+            dtype = "Int64" if t == "int64" else t  # a missing integer column holds NA
             out[c] = pd.Series(
-                [np.nan if t == "float64" else pd.NA] * len(out), dtype=t, index=out.index
+                [np.nan if t == "float64" else pd.NA] * len(out), dtype=dtype, index=out.index
             )
     extra = [c for c in out.columns if c not in EVENT_COLUMNS]
     out = out[list(EVENT_COLUMNS) + extra]
-    out = out.sort_values(["sample", "site", "side", "trial_type"], kind="stable").reset_index(
-        drop=True
-    )
+    order = ["sample" if out["sample"].notna().all() else "onset", "site", "side", "trial_type"]
+    out = out.sort_values(order, kind="stable").reset_index(drop=True)
     return out
 
 

@@ -425,3 +425,15 @@ def test_cli_takes_duration_from_summary_json(tmp_path, capsys):
     doc = json.loads((tmp_path / "s.json").read_text())
     assert doc["duration_s"] == 120.0 and doc["duration_inferred"] is False
     assert doc["fasciculation"]["overall"]["detected_rate_per_min"] == pytest.approx(1.0)
+
+
+def test_events_tsv_written_without_sample_column(tmp_path):
+    """A table from another tool may lack `sample`: it is written as n/a, sorted by onset."""
+    from emgtool.events import read_events_tsv, write_events_tsv
+
+    df = pd.DataFrame(
+        {"onset": [2.0, 1.0], "duration": [0.01, 0.02], "trial_type": ["fasciculation", "cramp"]}
+    )
+    write_events_tsv(df, tmp_path / "e.tsv")
+    back = read_events_tsv(tmp_path / "e.tsv")
+    assert list(back["onset"]) == [1.0, 2.0] and back["sample"].isna().all()
