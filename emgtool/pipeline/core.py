@@ -58,7 +58,7 @@ DOUBLET_MIN_PP_SD = 8.0  # doublet test only where the peak (p-p/2) is >= this m
 CLIP_RUN = 5  # identical consecutive samples at the extreme = clipped
 MAX_ABS_UV = 1e7  # |x| above 10 V is not a voltage an EMG amplifier can report: masked as missing
 DISCONNECTED_MAINS_UV = 50.0  # mains RMS above which a mains-dominated channel is disconnected
-SUSTAINED_MARGIN_S = 0.1  # candidates this close to sustained activity are dropped
+SUSTAINED_MARGIN_S = 0.25  # candidates this close to sustained activity are dropped
 EPISODE_GAP_S = 1.0  # sustained runs of a site closer than this are one episode (one cramp)
 SUSTAINED_AFTER_S = 0.3  # ... and after it (its last discharges thin out)
 RING_S = 900.0  # activity history kept for cramp statistics (15 min)
