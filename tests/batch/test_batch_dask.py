@@ -11,7 +11,7 @@ import time
 
 import pandas as pd
 import psutil
-from conftest import FAKE, ROOT, calls, catalog_rows, result_folders, write_recording
+from .conftest import FAKE, ROOT, calls, catalog_rows, result_folders, write_recording
 
 from emgtool.batch import run_batch
 from emgtool.cli import main

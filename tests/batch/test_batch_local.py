@@ -8,7 +8,7 @@ import sqlite3
 
 import pandas as pd
 import pytest
-from conftest import FAKE, calls, catalog_rows, result_folders, write_recording
+from .conftest import FAKE, calls, catalog_rows, result_folders, write_recording
 
 from emgtool.batch import discover, run_batch
 from emgtool.batch.catalog import Catalog

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import result_folders
+from .conftest import result_folders
 
 from emgtool.batch import run_batch
 

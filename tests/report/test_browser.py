@@ -88,7 +88,7 @@ def page_factory():
         except ImportError:
             driver = "cdp"
     if driver == "cdp":
-        from cdp_driver import CdpPage
+        from .cdp_driver import CdpPage
 
         pages = []
 
@@ -112,7 +112,7 @@ def page_factory():
 @pytest.fixture
 def report(tmp_path):
     """Report of a simulated ALS-like recording with cramps, as a perfect detector sees it."""
-    from conftest import analysis_from_truth
+    from .conftest import analysis_from_truth
 
     from emgtool.simulate import simulate
 

@@ -66,7 +66,7 @@ def _parse(html):
 
 @pytest.fixture(scope="module")
 def als_rendered():
-    from conftest import ALS_SITES, make_analysis
+    from .conftest import ALS_SITES, make_analysis
 
     a = make_analysis(ALS_SITES, duration_s=300.0, seed=1)
     s = summarize(a)

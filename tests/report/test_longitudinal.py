@@ -15,7 +15,7 @@ from emgtool.report.longitudinal import rate_change_p
 
 @pytest.fixture(scope="module")
 def _visit_dirs(tmp_path_factory):
-    from conftest import S, make_analysis
+    from .conftest import S, make_analysis
 
     calves = [
         S("gastrocnemius_medial", "L", "lumbosacral", 6),

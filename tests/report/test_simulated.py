@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import analysis_from_truth
+from .conftest import analysis_from_truth
 from scipy.stats import binom
 
 from emgtool.report import summarize, write_report
