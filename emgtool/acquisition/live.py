@@ -27,7 +27,6 @@ Data path
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import queue
@@ -42,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from emgtool._fsutil import fsync_dir
 from emgtool._version import __version__
 from emgtool.acquisition import protocols
 from emgtool.acquisition.serialport import PortEvent
@@ -118,16 +118,7 @@ def write_json_atomic(path: Path, doc: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    try:  # make the rename itself durable (power cut); not possible on Windows
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)  # make the rename itself durable (power cut)
 
 
 def _json_default(o):
@@ -138,14 +129,6 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     return str(o)
-
-
-def _file_id(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return "rec-" + h.hexdigest()[:12]
 
 
 # ---------------------------------------------------------------------------- sources
@@ -789,11 +772,10 @@ def _finish(ses: _Session) -> dict:
     ses.write_sidecar("closed")
     if ses.pipe is not None:
         from emgtool.pipeline import finalize
+        from emgtool.pipeline.analyze import file_id
 
         source = {"file": RECORDING, "format": "EDF+", "reader_warnings": [], "start_time": None}
-        analysis = finalize(
-            ses.pipe, recording_id=_file_id(ses.out_dir / RECORDING), source=source
-        )
+        analysis = finalize(ses.pipe, recording_id=file_id(ses.out_dir / RECORDING), source=source)
         analysis.gaps = [(g["start_sample"], g["start_sample"] + g["n_samples"]) for g in ses.gaps]
         result["missing"] = write_results(analysis, ses.out_dir, report=ses.opts.write_report)
         result["n_events"] = int(len(analysis.events))

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from emgtool.acquisition.live import RECORDING, SIDECAR, _file_id, write_json_atomic, write_results
+from emgtool.acquisition.live import RECORDING, SIDECAR, write_json_atomic, write_results
 from emgtool.errors import EmgtoolError, EmgtoolWarning, ReadError
+from emgtool.pipeline.analyze import file_id
 from emgtool.recording import Channel, Recording
 
 __all__ = ["recover", "PARTIAL"]
@@ -160,7 +161,7 @@ def recover(out_dir: str | Path, *, force: bool = False, config=None) -> dict:
         "reader_warnings": ["recovered after an abrupt stop"],
         "start_time": None,
     }
-    an = finalize(st, recording_id=_file_id(edf), source=source)
+    an = finalize(st, recording_id=file_id(edf), source=source)
     an.gaps = [(a, b) for a, b in gaps]
     an.warnings = ["recovered after an abrupt stop: the last second may be missing"] + an.warnings
     report["missing"] = write_results(an, out)

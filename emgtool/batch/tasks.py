@@ -21,6 +21,8 @@ import uuid
 import warnings
 from pathlib import Path
 
+from emgtool._fsutil import fsync_dir
+
 __all__ = ["hash_file", "run_one", "DEFAULT_ANALYZE", "MARKER", "TMP_DIR", "read_marker"]
 
 #: The per-file analysis: ``fn(path, out_dir, *, config, overwrite, **input_kwargs)``.
@@ -71,19 +73,6 @@ def _fsync_tree(folder: Path) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems cannot fsync a directory
-    finally:
-        os.close(fd)
 
 
 def _atomic_place(tmp: Path, target: Path) -> None:
@@ -169,7 +158,7 @@ def run_one(job: dict) -> dict:
         (tmp / MARKER).write_text(json.dumps(marker, indent=1, default=_plain), encoding="utf-8")
         _fsync_tree(tmp)
         _atomic_place(tmp, target)
-        _fsync_dir(out_root)  # the rename itself survives a power cut
+        fsync_dir(out_root)  # the rename itself survives a power cut
         out.update(status="ok", out_dir=job["name"], rows=rows, recording=recording)
     except Exception as e:  # a bad file is a result, not a crash of the batch
         reason = _reason(e)

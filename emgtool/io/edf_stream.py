@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
+from emgtool._fsutil import fsync_dir
 from emgtool.recording import Channel
 
 __all__ = ["EdfStreamWriter"]
@@ -177,7 +178,7 @@ class EdfStreamWriter:
             self._write_all(header)
             if self.fsync:
                 os.fsync(self._fd)
-                _fsync_dir(self.path)
+                fsync_dir(self.path.parent)
         except BaseException:
             os.close(self._fd)
             raise
@@ -306,7 +307,7 @@ class EdfStreamWriter:
         finally:
             os.close(self._fd)
             self.closed = True
-        _fsync_dir(self.path)
+        fsync_dir(self.path.parent)
 
     @property
     def meta(self) -> dict:
@@ -406,16 +407,3 @@ class EdfStreamWriter:
         while mv:
             n = os.write(self._fd, mv)
             mv = mv[n:]
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -44,28 +44,34 @@ OFFLINE_CHUNK_S = 10.0
 ID_SAMPLES = 32  # blocks of 64 KiB hashed across a file for its id
 
 
-def recording_id(src: Source) -> str:
-    """Pseudonymous id: a hash of the file's content (or of the samples), never a name.
+def file_id(path: str | Path) -> str:
+    """Pseudonymous id of a file: a hash of its content, never a name.
 
     Large files are fingerprinted by their size and 32 blocks of 64 KiB spread
     evenly over them (hashing 5 GB whole would take seconds); small files whole.
+    The live recorder uses the same id, so a recording analysed live and offline
+    carries one id.
     """
+    size = os.path.getsize(path)
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as fh:
+        if size <= ID_SAMPLES * (1 << 16) * 4:
+            h.update(fh.read())
+        else:
+            for i in range(ID_SAMPLES):
+                fh.seek(i * (size - (1 << 16)) // (ID_SAMPLES - 1))
+                h.update(fh.read(1 << 16))
+    return "rec-" + h.hexdigest()[:12]
+
+
+def recording_id(src: Source) -> str:
+    """Pseudonymous id of a source: :func:`file_id` of its file, else a hash of its samples."""
     path = src.meta.get("path")
-    h = hashlib.sha256()
     if path and os.path.exists(path):
-        size = os.path.getsize(path)
-        h.update(str(size).encode())
-        with open(path, "rb") as fh:
-            if size <= ID_SAMPLES * (1 << 16) * 4:
-                h.update(fh.read())
-            else:
-                for i in range(ID_SAMPLES):
-                    fh.seek(i * (size - (1 << 16)) // (ID_SAMPLES - 1))
-                    h.update(fh.read(1 << 16))
-    else:
-        h.update(repr((src.fs, src.n_samples, [c.label for c in src.channels])).encode())
-        first = src.read(0, min(src.n_samples, int(src.fs)))
-        h.update(first.data.tobytes())
+        return file_id(path)
+    h = hashlib.sha256()
+    h.update(repr((src.fs, src.n_samples, [c.label for c in src.channels])).encode())
+    h.update(src.read(0, min(src.n_samples, int(src.fs))).data.tobytes())
     return "rec-" + h.hexdigest()[:12]
 
 
