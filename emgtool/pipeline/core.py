@@ -552,11 +552,6 @@ def _sd_matrix(st: PipelineState, samples: NDArray) -> NDArray:
     return np.stack([_sd_for_block(st, int(b)) for b in ub], axis=1)[:, inv]
 
 
-def _sd_at(st: PipelineState, samples: NDArray, chans: NDArray) -> NDArray:
-    """Noise SD of channel ``chans[i]`` at ``samples[i]``."""
-    return _sd_matrix(st, samples)[np.asarray(chans), np.arange(len(samples))]
-
-
 # ---------------------------------------------------------------------------- exclusions
 def _excluded_mask(st: PipelineState, a: int, b: int, reasons=None, chans=None) -> NDArray:
     """(n_ch, b - a) True where a channel is excluded (gap, clipped, flat, mains...)."""
@@ -990,7 +985,6 @@ def _emit_episode(st: PipelineState, s: int, first_bin: int, stop_bin: int) -> N
     else:
         coact = 0.0
     is_cramp = dur_s >= cfg.cramp_min_s and coact <= cfg.cramp_max_sites_fraction
-    key = st.site_keys[s]
     chs = st.site_chs[s]
     onset = first_bin * st.bin_n
     st.out.append(
@@ -1003,11 +997,9 @@ def _emit_episode(st: PipelineState, s: int, first_bin: int, stop_bin: int) -> N
             "channels": [int(c) for c in chs],
             "amplitude_uv": float(env.max() * math.sqrt(2)) if len(env) else float("nan"),
             "mean_amplitude_uv": float(env.mean()) if len(env) else float("nan"),
-            "coactivation": coact,
             "reason": "n/a"
             if is_cramp
             else ("widespread" if coact > cfg.cramp_max_sites_fraction else "short"),
-            "site_key": key,
         }
     )
 

@@ -3,12 +3,12 @@
 Examples
 --------
 >>> import numpy as np
->>> from emgtool.pipeline.runs import find_runs, merge_runs
+>>> from emgtool.pipeline.runs import find_runs, union_length
 >>> m = np.array([[0, 1, 1, 0, 0, 1, 0, 1]], bool)
 >>> find_runs(m)
 (array([0, 0, 0]), array([1, 5, 7]), array([3, 6, 8]))
->>> merge_runs(*find_runs(m), max_gap=1)
-(array([0, 0]), array([1, 5]), array([3, 8]))
+>>> union_length([(0.0, 2.0), (1.0, 3.0), (5.0, 6.0)])
+4.0
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["find_runs", "merge_runs", "union_length", "subtract_intervals"]
+__all__ = ["find_runs", "union_length"]
 
 
 def find_runs(mask: NDArray[np.bool_]) -> tuple[NDArray, NDArray, NDArray]:
@@ -32,21 +32,6 @@ def find_runs(mask: NDArray[np.bool_]) -> tuple[NDArray, NDArray, NDArray]:
     re, stops = np.nonzero(d == -1)
     # nonzero returns row-major order, so starts and stops pair up row by row.
     return rs.astype(np.int64), starts.astype(np.int64), stops.astype(np.int64)
-
-
-def merge_runs(
-    rows: NDArray, starts: NDArray, stops: NDArray, max_gap: int
-) -> tuple[NDArray, NDArray, NDArray]:
-    """Merge runs of the same row separated by fewer than ``max_gap`` samples."""
-    if len(rows) == 0:
-        return rows, starts, stops
-    new = np.ones(len(rows), bool)
-    new[1:] = (rows[1:] != rows[:-1]) | (starts[1:] - stops[:-1] >= max_gap)
-    grp = np.cumsum(new) - 1
-    first = np.flatnonzero(new)
-    last = np.r_[first[1:] - 1, len(rows) - 1]
-    del grp
-    return rows[first], starts[first], stops[last]
 
 
 def union_length(intervals: list[tuple[float, float]]) -> float:
@@ -65,25 +50,3 @@ def union_length(intervals: list[tuple[float, float]]) -> float:
     if cur_b is not None:
         total += cur_b - cur_a
     return float(total)
-
-
-def subtract_intervals(
-    base: tuple[float, float], remove: list[tuple[float, float]]
-) -> list[tuple[float, float]]:
-    """``base`` minus the union of ``remove``, as sorted disjoint intervals."""
-    a0, b0 = base
-    out = []
-    cur = a0
-    for a, b in sorted(remove):
-        if b <= cur:
-            continue
-        if a >= b0:
-            break
-        if a > cur:
-            out.append((cur, min(a, b0)))
-        cur = max(cur, b)
-        if cur >= b0:
-            break
-    if cur < b0:
-        out.append((cur, b0))
-    return out
