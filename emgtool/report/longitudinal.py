@@ -121,6 +121,25 @@ def _new_involvement(statuses: list[str]) -> list[dict]:
     return out
 
 
+def _note_newly(new_events: dict, n: dict, kind: str, item: str) -> None:
+    """Record that ``item`` (a site or region label) is newly involved at visit ``n``.
+
+    ``kind`` is ``"sites"`` or ``"regions"``; involvement at a first assessment goes
+    to ``<kind>_first_assessed``.
+    """
+    ev = new_events.setdefault(
+        n["visit"],
+        {
+            "visit": n["visit"],
+            "sites": [],
+            "sites_first_assessed": [],
+            "regions": [],
+            "regions_first_assessed": [],
+        },
+    )
+    ev[kind if n["kind"] == "new" else f"{kind}_first_assessed"].append(item)
+
+
 def compare(visits: list[dict]) -> dict:
     """Comparison document (``longitudinal.json``) of visits from :func:`load_visit`."""
     visits, order = _order(visits)
@@ -231,19 +250,7 @@ def compare(visits: list[dict]) -> dict:
         newly = _new_involvement(statuses)
         label = site if side in ("n/a", "") else f"{site} {side}"
         for n in newly:
-            new_events.setdefault(
-                n["visit"],
-                {
-                    "visit": n["visit"],
-                    "sites": [],
-                    "sites_first_assessed": [],
-                    "regions": [],
-                    "regions_first_assessed": [],
-                },
-            )
-            new_events[n["visit"]][
-                "sites" if n["kind"] == "new" else "sites_first_assessed"
-            ].append(label)
+            _note_newly(new_events, n, "sites", label)
         site_docs.append(
             {
                 "site": site,
@@ -267,19 +274,7 @@ def compare(visits: list[dict]) -> dict:
             statuses.append(row["status"] if row else "not_examined")
         newly = _new_involvement(statuses)
         for n in newly:
-            new_events.setdefault(
-                n["visit"],
-                {
-                    "visit": n["visit"],
-                    "sites": [],
-                    "sites_first_assessed": [],
-                    "regions": [],
-                    "regions_first_assessed": [],
-                },
-            )
-            new_events[n["visit"]][
-                "regions" if n["kind"] == "new" else "regions_first_assessed"
-            ].append(r)
+            _note_newly(new_events, n, "regions", r)
         region_docs.append({"region": r, "statuses": statuses, "newly_involved": newly})
 
     return {
