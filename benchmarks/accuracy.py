@@ -42,6 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from _common import json_safe, replace_marked_block  # noqa: E402
 
 SNRS_DB = (0.0, 3.0, 6.0, 12.0, 20.0)
 BACKGROUND = ("pink", "white")
@@ -388,28 +389,7 @@ def update_docs(doc: Path, meta: dict, targets: dict, head, body, rows: list[dic
             MARK_END,
         ]
     )
-    text = doc.read_text(encoding="utf-8") if doc.exists() else ""
-    if MARK_START in text and MARK_END in text:
-        pre = text.split(MARK_START)[0]
-        post = text.split(MARK_END, 1)[1]
-        text = pre + block + post
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    doc.write_text(text, encoding="utf-8")
-
-
-def _json_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return _json_safe(float(obj))
-    return obj
+    replace_marked_block(doc, block, MARK_START, MARK_END)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -484,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
-        json.dumps(_json_safe({"meta": meta, "targets": targets, "runs": rows}), indent=1) + "\n"
+        json.dumps(json_safe({"meta": meta, "targets": targets, "runs": rows}), indent=1) + "\n"
     )
     print(f"\nwrote {out}", file=sys.stderr)
     if not args.no_docs:

@@ -63,6 +63,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from _common import json_safe, replace_marked_block  # noqa: E402
 
 FS = 2048
 MARK_START = "<!-- performance-table:start -->"
@@ -1026,26 +1027,7 @@ def update_docs(doc: Path, res: dict) -> None:
             ]
     parts.append(MARK_END)
     block = "\n".join(parts)
-    text = doc.read_text(encoding="utf-8") if doc.exists() else ""
-    if MARK_START in text and MARK_END in text:
-        text = text.split(MARK_START)[0] + block + text.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    doc.write_text(text, encoding="utf-8")
-
-
-def _json_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return _json_safe(float(obj))
-    return obj
+    replace_marked_block(doc, block, MARK_START, MARK_END)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1183,7 +1165,7 @@ def main(argv: list[str] | None = None) -> int:
             res["meta"]["section_dates"][k] = old_dates.get(k, old_meta.get("date"))
         res["meta"]["merged_from_earlier_run"] = {"sections": kept}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(_json_safe(res), indent=1) + "\n")
+    args.out.write_text(json.dumps(json_safe(res), indent=1) + "\n")
     log(f"wrote {args.out}")
     if not args.no_docs:
         update_docs(ROOT / "docs" / "performance.md", res)
