@@ -96,6 +96,20 @@ THREAD_MIN_SIZE = 400_000
 _POOL = None
 
 
+def n_threads() -> int:
+    """Threads the pipeline may use: ``EMGTOOL_NUM_THREADS`` if set, else up to 2 (cores).
+
+    Batch workers set it to 1: there the parallelism comes from files, and
+    threads inside each worker would only compete for the same cores.
+    """
+    import os
+
+    env = os.environ.get("EMGTOOL_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) >= 1:
+        return int(env)
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def _pool():
     global _POOL
     if _POOL is None:
@@ -117,7 +131,7 @@ def filter_step(
         return x.astype(np.float32, copy=True), zi
     sos32 = sos.astype(np.float32)
     n_ch = x.shape[0]
-    if x.size >= THREAD_MIN_SIZE and n_ch >= 2:
+    if x.size >= THREAD_MIN_SIZE and n_ch >= 2 and n_threads() >= 2:
         h = n_ch // 2
         parts = list(
             _pool().map(
