@@ -21,6 +21,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import signal
 
+from emgtool.pipeline import _kernels
+
 __all__ = [
     "effective_band",
     "design_filters",
@@ -135,15 +137,15 @@ def filter_step(
         h = n_ch // 2
         parts = list(
             _pool().map(
-                lambda sl: signal.sosfilt(sos32, x[sl], axis=-1, zi=zi[:, sl]),
+                lambda sl: _kernels.sosfilt(sos32, x[sl], zi[:, sl]),
                 (slice(0, h), slice(h, n_ch)),
             )
         )
         y = np.concatenate([p[0] for p in parts], axis=0)
         zf = np.concatenate([p[1] for p in parts], axis=1)
     else:
-        y, zf = signal.sosfilt(sos32, x, axis=-1, zi=zi)
-    return y.astype(np.float32, copy=False), zf.astype(np.float32, copy=False)
+        y, zf = _kernels.sosfilt(sos32, x, zi)
+    return y, zf
 
 
 def robust_sd(x: NDArray, axis: int = -1) -> NDArray[np.float64]:
