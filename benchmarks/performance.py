@@ -307,7 +307,7 @@ class StageTimer:
 
 #: (module, function, stage) wrapped in the instrumented run; missing ones are skipped.
 STAGE_FUNCS = [
-    ("emgtool.pipeline.core", "_mark_clipping", "clipping + gaps"),
+    ("emgtool.pipeline.core", "_scan_raw", "clipping + gaps"),
     ("emgtool.pipeline.core", "_mark_nan", "clipping + gaps"),
     ("emgtool.pipeline.core", "_filter", "filter (band-pass + mains)"),
     ("emgtool.pipeline.dsp", "detect_mains", "mains detection"),

@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from emgtool.config import DetectorConfig
-from emgtool.pipeline import dsp
+from emgtool.pipeline import _kernels, dsp
 from emgtool.pipeline.doublets import comb_inverse, find_doublets
 from emgtool.pipeline.ecg import ECG_SITES, CardiacTracker, bootstrap, classify
 from emgtool.pipeline.features import waveform_features
@@ -56,6 +56,7 @@ HALF_WINDOW_MS = 25.0  # waveform window: peak ± this (holds both potentials of
 DOUBLET_MS = (4.0, 16.0)  # lags tried for same-unit doublets
 DOUBLET_MIN_PP_SD = 8.0  # doublet test only where the peak (p-p/2) is >= this many noise SDs
 CLIP_RUN = 5  # identical consecutive samples at the extreme = clipped
+CLIPPED_EPISODE_FRACTION = 0.1  # sustained activity clipped this much is an artifact
 MAX_ABS_UV = 1e7  # |x| above 10 V is not a voltage an EMG amplifier can report: masked as missing
 DISCONNECTED_MAINS_UV = 50.0  # mains RMS above which a mains-dominated channel is disconnected
 SUSTAINED_MARGIN_S = 0.25  # candidates this close to sustained activity are dropped
@@ -369,8 +370,11 @@ def _mark_nan(st: PipelineState, raw: NDArray, a0: int) -> NDArray:
     return np.where(bad, np.float32(0), raw)
 
 
-def _filter(st: PipelineState, raw: NDArray, a0: int) -> NDArray:
+def _filter(st: PipelineState, raw: NDArray, a0: int, any_bad: bool = True) -> NDArray:
     """Band-pass + notch, restarting the filter of a channel after each of its NaN runs."""
+    if not any_bad and raw.shape[1] and a0 > 0 and not st.nan_tail.any():
+        y, st.zi = dsp.filter_step(st.sos, raw, st.zi)  # the common case: no gap anywhere
+        return y
     bad = ~np.isfinite(raw)
     if raw.shape[1] == 0:
         return raw.astype(np.float32)
@@ -404,55 +408,40 @@ def _filter(st: PipelineState, raw: NDArray, a0: int) -> NDArray:
     return out
 
 
-def _mark_clipping(st: PipelineState, raw: NDArray, a0: int) -> None:
-    """Record runs of >= CLIP_RUN identical samples at the channel's extreme as clipped.
+def _scan_raw(st: PipelineState, raw: NDArray, a0: int) -> tuple[NDArray, bool]:
+    """Mask absurd samples and record clipped runs; returns (raw, any sample missing).
 
+    A run of >= CLIP_RUN identical samples at the channel's extreme is clipped.
     The extreme is the running maximum of |x| up to the run (not the chunk's),
-    so the decision is the same for any chunking.
+    so the decision is the same for any chunking.  |x| > MAX_ABS_UV is not a
+    voltage an amplifier reports: it becomes NaN (missing) and is counted.
     """
-    n_ch, n = raw.shape
-    if n == 0:
-        return
-    ctx = st.raw_tail
-    x = np.concatenate([ctx, raw], axis=1) if ctx.shape[1] else raw
-    c0 = a0 - ctx.shape[1]
-    eq = x[:, 1:] == x[:, :-1]  # NaN never equals: gaps are not runs
-    # Screening: a run of CLIP_RUN equal samples needs CLIP_RUN - 1 equal steps in a row.
     k = CLIP_RUN - 1
-    cand = np.flatnonzero(eq.sum(axis=1) >= k) if eq.shape[1] >= k else np.zeros(0, int)
-    prev_max = st.raw_absmax.copy()
-    st.raw_absmax = np.maximum(prev_max, np.nanmax(np.abs(raw), axis=1, initial=0.0)).astype(
-        np.float32
-    )
-    for r in cand:
-        pad = np.zeros(eq.shape[1] + 2, np.int8)
-        pad[1:-1] = eq[r]
-        d = np.diff(pad)
-        s_, e_ = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-        keep = (e_ - s_) >= k
-        if not keep.any():
-            continue
-        absx = np.where(np.isfinite(x[r]), np.abs(x[r]), 0)
-        running = np.maximum.accumulate(np.maximum(absx, prev_max[r]))
-        for a, b in zip(s_[keep], e_[keep] + 1, strict=True):  # samples [a, b) are equal
-            v = float(absx[a])
-            if v > 0 and v >= 0.9 * float(running[b - 1]):
-                st.excl[r].append((c0 + int(a), c0 + int(b), "clipped"))
-    st.raw_tail = (
-        np.array(x[:, -k:], dtype=np.float32) if x.shape[1] >= k else np.array(x, np.float32)
-    )
+    ctx = st.raw_tail
+    absmax, n_bad, n_absurd, runs = _kernels.scan_raw(ctx, raw, k, st.raw_absmax, MAX_ABS_UV)
+    if n_absurd.any():
+        st.n_absurd += int(n_absurd.sum())
+        raw = np.where(np.abs(raw) > MAX_ABS_UV, np.float32(np.nan), raw)
+    st.raw_absmax = absmax.astype(np.float32)
+    if len(runs):
+        c0 = a0 - ctx.shape[1]
+        keep = (runs[:, 3] > 0) & (runs[:, 3] >= 0.9 * runs[:, 4])
+        for r, a, b in runs[keep, :3].astype(np.int64):
+            st.excl[r].append((c0 + int(a), c0 + int(b), "clipped"))
+    if raw.shape[1] >= k:
+        st.raw_tail = np.array(raw[:, -k:], dtype=np.float32)
+    elif raw.shape[1]:
+        st.raw_tail = np.concatenate([ctx, raw], axis=1)[:, -k:].astype(np.float32)
+    return raw, bool(n_bad.any())
 
 
 def _process(st: PipelineState, raw: NDArray, final: bool, probe: bool = False) -> None:
     raw = np.asarray(raw, np.float32)
-    absurd = np.abs(raw) > MAX_ABS_UV  # (NaN compares False)
-    if absurd.any():
-        st.n_absurd += int(absurd.sum())
-        raw = np.where(absurd, np.float32(np.nan), raw)
     a0 = st.pos
-    _mark_clipping(st, raw, a0)
-    _mark_nan(st, raw, a0)
-    y = _filter(st, raw, a0)
+    raw, any_bad = _scan_raw(st, raw, a0)
+    if any_bad or (st.nan_open >= 0).any():
+        _mark_nan(st, raw, a0)
+    y = _filter(st, raw, a0, any_bad)
     st.pos += y.shape[1]
     st.buf = np.concatenate([st.buf, y], axis=1) if st.buf.shape[1] else y
     if probe:
@@ -829,34 +818,13 @@ def _measure(st, site_idx, s0, s1) -> None:
 # ---------------------------------------------------------------------------- activity
 def _update_bins(st: PipelineState, y: NDArray, a0: int, final: bool) -> None:
     """Complete 10-ms RMS bins, mark active ones, track runs per site."""
-    n_ch, n = y.shape
-    b = st.bin_n
-    # Samples of the first, partial bin continue the accumulator.
-    need = b - st.bin_acc_n
-    if n < need:
-        st.bin_acc += np.square(y).sum(axis=1, dtype=np.float64)
-        st.bin_acc_n += n
-        if not final or st.bin_acc_n == 0:
-            return
-        sums = st.bin_acc[:, None]
-        counts = np.array([st.bin_acc_n])
-        st.bin_acc = np.zeros(n_ch)
+    sums, st.bin_acc, st.bin_acc_n = _kernels.bin_sumsq(y, st.bin_n, st.bin_acc, st.bin_acc_n)
+    counts = np.full(sums.shape[1], st.bin_n)
+    if final and st.bin_acc_n:
+        sums = np.concatenate([sums, st.bin_acc[:, None]], axis=1)
+        counts = np.r_[counts, st.bin_acc_n]
+        st.bin_acc = np.zeros(len(st.channels))
         st.bin_acc_n = 0
-    else:
-        head = np.square(y[:, :need]).sum(axis=1, dtype=np.float64) + st.bin_acc
-        rest = y[:, need:]
-        nb = rest.shape[1] // b
-        body = np.square(rest[:, : nb * b]).reshape(n_ch, nb, b).sum(axis=2, dtype=np.float64)
-        tail = rest[:, nb * b :]
-        sums = np.concatenate([head[:, None], body], axis=1)
-        counts = np.full(sums.shape[1], b)
-        st.bin_acc = np.square(tail).sum(axis=1, dtype=np.float64)
-        st.bin_acc_n = tail.shape[1]
-        if final and st.bin_acc_n:
-            sums = np.concatenate([sums, st.bin_acc[:, None]], axis=1)
-            counts = np.r_[counts, st.bin_acc_n]
-            st.bin_acc = np.zeros(n_ch)
-            st.bin_acc_n = 0
     _activity(st, np.sqrt(sums / counts[None, :]).astype(np.float32), final)
 
 
@@ -952,22 +920,27 @@ def _finish_run(st: PipelineState, s: int, first_bin: int, last_bin: int) -> Non
     st.sustained[s].append((first_bin, last_bin + 1))
 
 
+def _excluded_fraction(st: PipelineState, s: int, b0: int, b1: int, reasons=None) -> float:
+    """Fraction of bins [b0, b1) in which every channel of site ``s`` is excluded."""
+    if b1 <= b0:
+        return 1.0
+    a, b = b0 * st.bin_n, b1 * st.bin_n
+    out = np.ones(b - a, bool)
+    for c in st.site_chs[s]:
+        m = np.zeros(b - a, bool)
+        for x, y, why in all_exclusions(st, c):
+            if y > a and x < b and (reasons is None or why in reasons):
+                m[max(x, a) - a : min(y, b) - a] = True
+        out &= m
+    return float(out.mean())
+
+
 def _mostly_excluded(st: PipelineState, s: int, b0: int, b1: int) -> bool:
     """True if every channel of site ``s`` was excluded (clipped, gap) for most of bins [b0, b1).
 
     A pause made of clipping is not a pause of the muscle: the episode goes on.
     """
-    if b1 <= b0:
-        return True
-    a, b = b0 * st.bin_n, b1 * st.bin_n
-    out = np.ones(b - a, bool)
-    for c in st.site_chs[s]:
-        m = np.zeros(b - a, bool)
-        for x, y, _why in all_exclusions(st, c):
-            if y > a and x < b:
-                m[max(x, a) - a : min(y, b) - a] = True
-        out &= m
-    return bool(out.mean() >= 0.5)
+    return _excluded_fraction(st, s, b0, b1) >= 0.5
 
 
 def _emit_episode(st: PipelineState, s: int, first_bin: int, stop_bin: int) -> None:
@@ -985,11 +958,23 @@ def _emit_episode(st: PipelineState, s: int, first_bin: int, stop_bin: int) -> N
     else:
         coact = 0.0
     is_cramp = dur_s >= cfg.cramp_min_s and coact <= cfg.cramp_max_sites_fraction
+    # Clipped for a good part of it on every channel of the site: amplitude and shape
+    # are the amplifier's, not the muscle's, so it is flagged rather than counted.
+    clipped = (
+        _excluded_fraction(st, s, first_bin, stop_bin, ("clipped",)) >= CLIPPED_EPISODE_FRACTION
+    )
     chs = st.site_chs[s]
     onset = first_bin * st.bin_n
+    if clipped:
+        kind, reason = "artifact", "clipped"
+    elif is_cramp:
+        kind, reason = "cramp", "n/a"
+    else:
+        kind = "voluntary"
+        reason = "widespread" if coact > cfg.cramp_max_sites_fraction else "short"
     st.out.append(
         {
-            "kind": "cramp" if is_cramp else "voluntary",
+            "kind": kind,
             "site_i": s,
             "start": onset,
             "stop": (last_bin + 1) * st.bin_n,
@@ -997,9 +982,7 @@ def _emit_episode(st: PipelineState, s: int, first_bin: int, stop_bin: int) -> N
             "channels": [int(c) for c in chs],
             "amplitude_uv": float(env.max() * math.sqrt(2)) if len(env) else float("nan"),
             "mean_amplitude_uv": float(env.mean()) if len(env) else float("nan"),
-            "reason": "n/a"
-            if is_cramp
-            else ("widespread" if coact > cfg.cramp_max_sites_fraction else "short"),
+            "reason": reason,
         }
     )
 

@@ -118,3 +118,27 @@ def test_waveforms_point_at_their_events(als_60s):
         # The stored waveform's peak-to-peak is at least the reported amplitude's order.
         pp = s.waveforms.max(axis=1) - s.waveforms.min(axis=1)
         assert np.all(pp >= 0.9 * rows["amplitude_uv"].to_numpy())
+
+
+def test_cramp_running_to_the_end_is_reported_whatever_the_length():
+    """A cramp still going when the recording stops is reported, for lengths on and off the
+    10-ms activity-bin grid (an exact multiple used to leave the last run open)."""
+    from scipy import signal
+
+    from emgtool import analyze
+    from emgtool.recording import Recording
+    from emgtool.sites import assign_sites
+
+    fs = 1000.0
+    rng = np.random.default_rng(3)
+    sos = signal.butter(2, [30, 300], "bandpass", fs=fs, output="sos")
+    for n in (20_000, 20_003):  # 20 s exactly on the bin grid, and 3 samples past it
+        x = rng.normal(0, 5, (1, n))
+        burst = signal.sosfilt(sos, rng.normal(0, 1, n - 12_000))
+        x[0, 12_000:] += 80 * burst / burst.std()
+        rec = Recording(x.astype(np.float32), fs, assign_sites(["Gastrocnemius L"]))
+        ev = analyze(rec).events
+        cramps = ev[ev["trial_type"] == "cramp"]
+        assert len(cramps) == 1, ev
+        assert abs(cramps["onset"].iloc[0] - 12.0) < 0.5
+        assert abs(cramps["onset"].iloc[0] + cramps["duration"].iloc[0] - n / fs) < 0.5

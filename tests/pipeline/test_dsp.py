@@ -85,3 +85,29 @@ def test_compiled_filter_is_bit_identical_to_scipy(n_ch, n):
     assert y.dtype == np.float32 and zf.dtype == np.float32
     assert np.array_equal(y, y_ref) and np.array_equal(zf, zf_ref)
     assert np.array_equal(zi, zi_before)  # the caller's state is not modified
+
+
+def test_compiled_raw_scan_and_bins_equal_their_numpy_fallbacks():
+    """Runs of equal samples, maxima, bad-sample counts and bin sums: kernel == numpy."""
+    from emgtool.pipeline import _kernels as K
+
+    if not K.HAVE_NUMBA:
+        pytest.skip("numba not installed: the numpy fallback is used")
+    rng = np.random.default_rng(11)
+    values = np.array([0, 1, 2, 5, np.nan, 1e9, np.inf, -np.inf], np.float32)
+    for _ in range(200):
+        n = int(rng.integers(0, 80))
+        raw = rng.choice(values, size=(3, n), p=[0.3, 0.3, 0.2, 0.1, 0.04, 0.02, 0.02, 0.02])
+        ctx = rng.choice(values[:5], size=(3, int(rng.integers(0, 5))))
+        prev = (rng.random(3) * 3).astype(np.float32)
+        got = K._scan_raw_jit(ctx, raw, 4, prev, np.float32(1e7))
+        want = K._scan_raw_numpy(ctx, raw, 4, prev, 1e7)
+        for g, w in zip(got, want, strict=True):
+            assert np.array_equal(np.asarray(g, float), np.asarray(w, float))
+        bin_n = int(rng.integers(1, 30))
+        acc_n = int(rng.integers(0, bin_n))
+        y = rng.standard_normal((3, n)).astype(np.float32)
+        acc = rng.random(3) * acc_n
+        g, w = K._bin_sumsq_jit(y, bin_n, acc, acc_n), K._bin_sumsq_numpy(y, bin_n, acc, acc_n)
+        assert g[0].shape == w[0].shape and np.allclose(g[0], w[0]) and g[2] == w[2]
+        assert np.allclose(g[1], w[1])
