@@ -108,66 +108,99 @@ def sosfilt(
 
 
 # ---------------------------------------------------------------- raw-sample scan
+def _scan_row(x, k, m, limit, out, n_out, row, offset):  # pragma: no cover - compiled
+    """Exact scan of one row ``x`` (context + chunk): runs, max, bad counts.
+
+    The running maximum for runs starts at ``m`` and includes the context; the
+    returned maximum covers the chunk (from ``offset``) only.
+    """
+    nan = np.float32(np.nan)
+    prev = nan
+    run_start = -1
+    absmax = m
+    bad = 0
+    absurd = 0
+    n = len(x)
+    for i in range(n):
+        v = x[i]
+        a = abs(v)
+        if not a <= limit:  # NaN, inf or beyond the limit
+            if i >= offset:
+                bad += 1
+                if v == v:
+                    absurd += 1
+            v = nan
+            a = np.float32(0.0)
+        if v == prev:
+            if run_start < 0:
+                run_start = i - 1
+        else:
+            if run_start >= 0 and i - 1 - run_start >= k:
+                # (row, first sample, stop sample, |x| of the run, running max at its end)
+                out[n_out, 0] = row
+                out[n_out, 1] = run_start
+                out[n_out, 2] = i
+                out[n_out, 3] = abs(prev)
+                out[n_out, 4] = m
+                n_out += 1
+            run_start = -1
+        if a > m:
+            m = a
+        if i >= offset and a > absmax:
+            absmax = a
+        prev = v
+    if run_start >= 0 and n - 1 - run_start >= k:
+        out[n_out, 0] = row
+        out[n_out, 1] = run_start
+        out[n_out, 2] = n
+        out[n_out, 3] = abs(prev)
+        out[n_out, 4] = m
+        n_out += 1
+    return absmax, bad, absurd, n_out
+
+
 def _scan_raw(ctx, raw, k, prev_max, limit):  # pragma: no cover - compiled
     n_ch, n = raw.shape
     nc = ctx.shape[1]
     absmax = prev_max.copy()
     n_bad = np.zeros(n_ch, np.int64)
     n_absurd = np.zeros(n_ch, np.int64)
-    cap = 16
-    runs = np.empty((cap, 5), np.float64)
-    n_runs = 0
+    runs = np.empty(((nc + n) // (k + 1) + 1, 5), np.float64)
+    all_runs = np.empty((0, 5), np.float64)
+    row = np.empty(nc + n, np.float32)
     for r in range(n_ch):
+        # Screening, branch-free: a row with no bad sample and fewer than k equal
+        # steps (the context included) holds no run; only its maximum matters.
         m = prev_max[r]
-        run_start = -1
-        prev = np.float32(np.nan)
-        for j in range(nc + n):
-            v = ctx[r, j] if j < nc else raw[r, j - nc]
-            ok = np.isfinite(v) and abs(v) <= limit
-            if j >= nc and not ok:
-                n_bad[r] += 1
-                if np.isfinite(v) or np.isinf(v):
-                    n_absurd[r] += 1
-            if not ok:
-                v = np.float32(np.nan)
-            same = j > 0 and v == prev  # NaN never equals: gaps are not runs
-            if same:
-                if run_start < 0:
-                    run_start = j - 1
-            elif run_start >= 0:
-                if j - 1 - run_start >= k:
-                    if n_runs == runs.shape[0]:
-                        grown = np.empty((2 * runs.shape[0], 5), np.float64)
-                        grown[:n_runs] = runs[:n_runs]
-                        runs = grown
-                    # (row, first sample, stop sample, |x| of the run, running max at its end)
-                    runs[n_runs, 0] = r
-                    runs[n_runs, 1] = run_start
-                    runs[n_runs, 2] = j
-                    runs[n_runs, 3] = abs(prev)
-                    runs[n_runs, 4] = m
-                    n_runs += 1
-                run_start = -1
-            a = abs(v) if ok else np.float32(0.0)
-            if a > m:
-                m = a
-            if j >= nc and ok and a > absmax[r]:
-                absmax[r] = a
+        good = 0
+        eq = 0
+        prev = ctx[r, 0] if nc else raw[r, 0]
+        for j in range(1, nc):
+            v = ctx[r, j]
+            eq += v == prev
             prev = v
-        if run_start >= 0 and nc + n - 1 - run_start >= k:
-            if n_runs == runs.shape[0]:
-                grown = np.empty((2 * runs.shape[0], 5), np.float64)
-                grown[:n_runs] = runs[:n_runs]
-                runs = grown
-            runs[n_runs, 0] = r
-            runs[n_runs, 1] = run_start
-            runs[n_runs, 2] = nc + n
-            runs[n_runs, 3] = abs(prev)
-            runs[n_runs, 4] = m
-            n_runs += 1
-    return absmax, n_bad, n_absurd, runs[:n_runs]
+        for i in range(n):
+            v = raw[r, i]
+            a = abs(v)
+            good += a <= limit
+            eq += v == prev
+            m = max(m, a)
+            prev = v
+        if good == n and eq < k:
+            absmax[r] = m
+            continue
+        row[:nc] = ctx[r]
+        row[nc:] = raw[r]
+        m, bad, absurd, n_out = _scan_row(row, k, prev_max[r], limit, runs, 0, r, nc)
+        absmax[r] = m
+        n_bad[r] = bad
+        n_absurd[r] = absurd
+        if n_out:
+            all_runs = np.concatenate((all_runs, runs[:n_out]))
+    return absmax, n_bad, n_absurd, all_runs
 
 
+_scan_row = _jit(_scan_row) or _scan_row
 _scan_raw_jit = _jit(_scan_raw)
 
 
@@ -296,3 +329,93 @@ def bin_sumsq(
     return _bin_sumsq_jit(
         np.ascontiguousarray(y, np.float32), int(bin_n), np.asarray(acc, np.float64), int(acc_n)
     )
+
+
+# ---------------------------------------------------------------- candidate segments
+def _site_segments(y, thr, blk_of, excluded, site_of_ch, n_sites, bridge_n):  # pragma: no cover
+    n_ch, n = y.shape
+    act = np.zeros((n_sites, n), np.uint8)
+    for c in range(n_ch):
+        s = site_of_ch[c]
+        for i in range(n):
+            if abs(y[c, i]) > thr[c, blk_of[i]] and not excluded[c, i]:
+                act[s, i] = 1
+    cap = n // (max(bridge_n, 0) + 1) + 2  # segments are >= bridge_n + 1 apart
+    rows = np.empty(n_sites * cap, np.int64)
+    s0 = np.empty(n_sites * cap, np.int64)
+    s1 = np.empty(n_sites * cap, np.int64)
+    k = 0
+    for s in range(n_sites):
+        start = -1
+        last = -1
+        for i in range(n):
+            if act[s, i]:
+                if start >= 0 and i - last - 1 >= bridge_n:
+                    rows[k] = s
+                    s0[k] = start
+                    s1[k] = last + 1
+                    k += 1
+                    start = -1
+                if start < 0:
+                    start = i
+                last = i
+        if start >= 0:
+            rows[k] = s
+            s0[k] = start
+            s1[k] = last + 1
+            k += 1
+    return rows[:k], s0[:k], s1[:k]
+
+
+_site_segments_jit = _jit(_site_segments)
+
+
+def _site_segments_numpy(y, thr, blk_of, excluded, site_of_ch, n_sites, bridge_n):
+    n = y.shape[1]
+    hit = (np.abs(y) > thr[:, blk_of]) & ~excluded
+    ch, t = np.nonzero(hit)
+    key = np.unique(site_of_ch[ch] * (n + 1) + t)
+    site_p, t_p = key // (n + 1), key % (n + 1)
+    new = np.ones(len(t_p), bool)
+    new[1:] = (site_p[1:] != site_p[:-1]) | (t_p[1:] - t_p[:-1] - 1 >= bridge_n)
+    first = np.flatnonzero(new)
+    last = np.r_[first[1:] - 1, len(t_p) - 1] if len(first) else first
+    return site_p[first], t_p[first], t_p[last] + 1
+
+
+def site_segments(
+    y: NDArray[np.float32],
+    thr: NDArray[np.float32],
+    blk_of: NDArray[np.int64],
+    excluded: NDArray[np.bool_],
+    site_of_ch: NDArray[np.int64],
+    n_sites: int,
+    bridge_n: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Supra-threshold segments per site: ``(site, start, stop)``, sorted by site then time.
+
+    A sample counts for its site when ``|y| > thr[channel, blk_of[sample]]`` on any of
+    the site's channels that is not ``excluded`` there; such samples less than
+    ``bridge_n`` samples apart belong to one segment.  Sample indices are relative
+    to the start of ``y``; ``stop`` is exclusive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([[0, 9, 0, 9, 0, 0, 0, 9]], np.float32)
+    >>> site_segments(y, np.full((1, 1), 5, np.float32), np.zeros(8, np.int64),
+    ...               np.zeros((1, 8), bool), np.zeros(1, np.int64), 1, 2)
+    (array([0, 0]), array([1, 7]), array([4, 8]))
+    """
+    args = (
+        y,
+        np.ascontiguousarray(thr, np.float32),
+        np.ascontiguousarray(blk_of, np.int64),
+        np.ascontiguousarray(excluded, np.bool_),
+        np.ascontiguousarray(site_of_ch, np.int64),
+        int(n_sites),
+        int(bridge_n),
+    )
+    if _site_segments_jit is None:
+        return _site_segments_numpy(*args)
+    return _site_segments_jit(*args)

@@ -633,42 +633,22 @@ def _segment(st: PipelineState, final: bool) -> None:
     if b <= a:
         return
     cfg = st.cfg
-    # Supra-threshold points, block by block (the threshold is constant within a block).
-    chs_l, ts_l = [], []
+    # Thresholds per channel and 1-s noise block (constant within a block).
     blk0, blk1 = a // st.block_n, (b - 1) // st.block_n
-    for blk in range(blk0, blk1 + 1):
-        s_ = max(a, blk * st.block_n)
-        e_ = min(b, (blk + 1) * st.block_n)
+    thr = np.empty((len(st.channels), blk1 - blk0 + 1), np.float32)
+    for i, blk in enumerate(range(blk0, blk1 + 1)):
         sd = _sd_for_block(st, blk)
-        thr = np.maximum(cfg.fasc_threshold_sd * sd, cfg.fasc_floor_uv).astype(np.float32)
-        if blk < len(st.block_sd):
-            flat = st.block_sd[blk] < cfg.flat_uv
-        else:
-            flat = sd < cfg.flat_uv
-        thr = np.where(flat, np.inf, thr).astype(np.float32)
-        ys = st.buf[:, s_ - st.buf_start : e_ - st.buf_start]
-        c_, t_ = np.nonzero(np.abs(ys) > thr[:, None])
-        chs_l.append(c_)
-        ts_l.append(t_ + s_)
-    ch = np.concatenate(chs_l)
-    t = np.concatenate(ts_l).astype(np.int64)
-    if len(t):
-        keep = ~_excluded_points(st, ch, t)
-        ch, t = ch[keep], t[keep]
-    site = st.site_of_ch[ch]
-    # One point per (site, sample): OR over the site's channels.
-    key = site * (b - a + 1) + (t - a)
-    key = np.unique(key)
-    site_p = key // (b - a + 1)
-    t_p = key % (b - a + 1)
-    # Segments: a new one starts where the site changes or the gap reaches the bridge.
-    new = np.ones(len(t_p), bool)
-    new[1:] = (site_p[1:] != site_p[:-1]) | (t_p[1:] - t_p[:-1] - 1 >= st.bridge_n)
-    first = np.flatnonzero(new)
-    last = np.r_[first[1:] - 1, len(t_p) - 1] if len(first) else first
-    rows = site_p[first]
-    s0 = t_p[first]
-    s1 = t_p[last] + 1
+        flat = (st.block_sd[blk] if blk < len(st.block_sd) else sd) < cfg.flat_uv
+        thr[:, i] = np.where(
+            flat, np.inf, np.maximum(cfg.fasc_threshold_sd * sd, cfg.fasc_floor_uv)
+        )
+    blk_of = np.arange(a, b) // st.block_n - blk0
+    ys = st.buf[:, a - st.buf_start : b - st.buf_start]
+    # Segments per site: supra-threshold samples of any of its channels (not excluded
+    # there), a new segment where the gap reaches the bridge.
+    rows, s0, s1 = _kernels.site_segments(
+        ys, thr, blk_of, _excluded_mask(st, a, b), st.site_of_ch, len(st.site_keys), st.bridge_n
+    )
     site_ids = np.arange(len(st.site_keys))
     guard = max(st.bridge_n, st.half_n)
     done = (s1 + a + guard <= b) | final

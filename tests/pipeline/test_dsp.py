@@ -111,3 +111,25 @@ def test_compiled_raw_scan_and_bins_equal_their_numpy_fallbacks():
         g, w = K._bin_sumsq_jit(y, bin_n, acc, acc_n), K._bin_sumsq_numpy(y, bin_n, acc, acc_n)
         assert g[0].shape == w[0].shape and np.allclose(g[0], w[0]) and g[2] == w[2]
         assert np.allclose(g[1], w[1])
+
+
+def test_compiled_site_segments_equal_the_numpy_fallback():
+    from emgtool.pipeline import _kernels as K
+
+    if not K.HAVE_NUMBA:
+        pytest.skip("numba not installed: the numpy fallback is used")
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        n_ch, n = int(rng.integers(1, 6)), int(rng.integers(0, 300))
+        n_sites = int(rng.integers(1, n_ch + 1))
+        site_of_ch = np.r_[np.arange(n_sites), rng.integers(0, n_sites, n_ch - n_sites)]
+        y = (rng.standard_normal((n_ch, n)) * 3).astype(np.float32)
+        n_blk = int(rng.integers(1, 4))
+        thr = rng.uniform(2, 5, (n_ch, n_blk)).astype(np.float32)
+        thr[rng.random((n_ch, n_blk)) < 0.1] = np.inf
+        blk_of = np.sort(rng.integers(0, n_blk, n))
+        excluded = rng.random((n_ch, n)) < 0.05
+        bridge_n = int(rng.integers(0, 6))
+        args = (y, thr, blk_of, excluded, site_of_ch, n_sites, bridge_n)
+        for g, w in zip(K._site_segments_jit(*args), K._site_segments_numpy(*args), strict=True):
+            assert np.array_equal(g, w)
