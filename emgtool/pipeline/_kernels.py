@@ -169,24 +169,27 @@ def _scan_raw(ctx, raw, k, prev_max, limit):  # pragma: no cover - compiled
     all_runs = np.empty((0, 5), np.float64)
     row = np.empty(nc + n, np.float32)
     for r in range(n_ch):
-        # Screening, branch-free: a row with no bad sample and fewer than k equal
-        # steps (the context included) holds no run; only its maximum matters.
+        # Screening, branch-free: a row with no bad sample and no k equal steps in
+        # a row (the context included) holds no run; only its maximum matters.
         m = prev_max[r]
         good = 0
-        eq = 0
+        run = 0  # equal steps in a row so far
+        longest = 0
         prev = ctx[r, 0] if nc else raw[r, 0]
         for j in range(1, nc):
             v = ctx[r, j]
-            eq += v == prev
+            run = (run + 1) * (v == prev)
             prev = v
+        longest = run
         for i in range(n):
             v = raw[r, i]
             a = abs(v)
             good += a <= limit
-            eq += v == prev
+            run = (run + 1) * (v == prev)
+            longest = max(longest, run)
             m = max(m, a)
             prev = v
-        if good == n and eq < k:
+        if good == n and longest < k:
             absmax[r] = m
             continue
         row[:nc] = ctx[r]
@@ -419,3 +422,42 @@ def site_segments(
     if _site_segments_jit is None:
         return _site_segments_numpy(*args)
     return _site_segments_jit(*args)
+
+
+# ---------------------------------------------------------------- noise floor
+def _block_robust_sd(x, block_n, n_blocks, step):  # pragma: no cover - compiled
+    n_ch = x.shape[0]
+    m = (block_n + step - 1) // step
+    out = np.empty((n_blocks, n_ch), np.float32)
+    v = np.empty(m, np.float32)
+    for b in range(n_blocks):
+        for c in range(n_ch):
+            for i in range(m):
+                v[i] = abs(x[c, b * block_n + i * step])
+            # numba's median is numpy's (the mean of the two middle values); the
+            # float32 rounding below makes it bit-identical to the numpy path.
+            med = np.float32(np.median(v))
+            out[b, c] = np.float32(med / np.float32(0.6745))
+    return out
+
+
+_block_robust_sd_jit = _jit(_block_robust_sd)
+
+
+def block_robust_sd(x: NDArray[np.float32], block_n: int, n_blocks: int, step: int) -> NDArray:
+    """Robust SD (median |x| / 0.6745) of every ``step``-th sample of consecutive blocks.
+
+    Returns ``(n_blocks, n_channels)`` float32, equal to
+    ``robust_sd(x[:, b*block_n:(b+1)*block_n][:, ::step])`` for each block ``b``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.tile(np.array([1, -2, 3, -4], np.float32), (1, 2))
+    >>> block_robust_sd(x, 4, 2, 1).round(3).tolist()
+    [[3.706], [3.706]]
+    """
+    if _block_robust_sd_jit is None:
+        blocks = x[:, : n_blocks * block_n].reshape(x.shape[0], n_blocks, block_n)[:, :, ::step]
+        return (np.median(np.abs(blocks), axis=2) / 0.6745).astype(np.float32).T
+    return _block_robust_sd_jit(x, int(block_n), int(n_blocks), int(step))

@@ -468,12 +468,20 @@ def _update_noise(st: PipelineState, y: NDArray, a0: int, final: bool) -> None:
     acc = np.concatenate(st.block_acc, axis=1) if len(st.block_acc) > 1 else st.block_acc[0]
     first_abs = a0 + y.shape[1] - acc.shape[1]
     n_full = acc.shape[1] // st.block_n
+    # Every 4th sample (512 of 2048 at 2 kHz): ~5 % precision, a quarter of the work.
+    sds = _kernels.block_robust_sd(acc, st.block_n, n_full, 4)
+    span = n_full * st.block_n
+    excl_frac = (
+        _excluded_mask(st, first_abs, first_abs + span)
+        .reshape(len(st.channels), n_full, st.block_n)
+        .mean(axis=2)
+    )
     for i in range(n_full):
-        blk = acc[:, i * st.block_n : (i + 1) * st.block_n]
         b_abs = first_abs + i * st.block_n
+        sd = sds[i]
         if b_abs < st.warmup_n:  # drop the filter's settling transient
-            blk = blk[:, st.warmup_n - b_abs :]
-        sd = dsp.robust_sd(blk[:, ::4]).astype(np.float32)  # 512 of 2048 samples: ~5 % precision
+            blk = acc[:, i * st.block_n : (i + 1) * st.block_n][:, st.warmup_n - b_abs :]
+            sd = dsp.robust_sd(blk[:, ::4]).astype(np.float32)
         # A block mostly in activity (cramp, voluntary) says nothing about the
         # noise: carry the previous rest estimate so thresholds do not drift up.
         blk_no = b_abs // st.block_n
@@ -483,9 +491,7 @@ def _update_noise(st: PipelineState, y: NDArray, a0: int, final: bool) -> None:
         )
         # So does a channel whose block is largely excluded (gap, clipping): zero-filled
         # or railed samples would pull the noise floor, and every threshold, down.
-        excluded = (
-            _excluded_mask(st, b_abs, b_abs + st.block_n).mean(axis=1) > ACTIVE_BLOCK_FRACTION
-        )
+        excluded = excl_frac[:, i] > ACTIVE_BLOCK_FRACTION
         excluded &= ~np.asarray(st.disconnected, bool) if st.disconnected is not None else excluded
         busy = busy | excluded if b_abs >= st.warmup_n else busy
         if busy.any():

@@ -133,3 +133,15 @@ def test_compiled_site_segments_equal_the_numpy_fallback():
         args = (y, thr, blk_of, excluded, site_of_ch, n_sites, bridge_n)
         for g, w in zip(K._site_segments_jit(*args), K._site_segments_numpy(*args), strict=True):
             assert np.array_equal(g, w)
+
+
+@pytest.mark.parametrize("block_n", [2048, 2047, 1000, 5, 4])
+def test_block_noise_sd_is_the_numpy_robust_sd(block_n):
+    from emgtool.pipeline import _kernels as K
+
+    rng = np.random.default_rng(block_n)
+    x = (rng.standard_normal((6, block_n * 3)) * 5).astype(np.float32)
+    x[2] = np.round(x[2])  # ties
+    got = K.block_robust_sd(x, block_n, 3, 4)
+    want = [dsp.robust_sd(x[:, i * block_n : (i + 1) * block_n][:, ::4]) for i in range(3)]
+    assert np.array_equal(got, np.array(want, np.float32))
