@@ -29,6 +29,44 @@ except ImportError:  # pragma: no cover - exercised only without numba
 #: Samples per tile: channels × tile float32 stays in L1/L2 cache.
 TILE = 256
 
+#: Chunks at least this large (channels × samples) run as two channel halves on two
+#: threads (the kernels release the GIL); smaller live blocks are not worth it.
+THREAD_MIN_SIZE = 400_000
+_POOL = None
+
+
+def n_threads() -> int:
+    """Threads the pipeline may use: ``EMGTOOL_NUM_THREADS`` if set, else up to 2 (cores).
+
+    Batch workers set it to 1: there the parallelism comes from files, and
+    threads inside each worker would only compete for the same cores.
+    """
+    import os
+
+    env = os.environ.get("EMGTOOL_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) >= 1:
+        return int(env)
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _halves(x: NDArray) -> tuple[slice, slice] | None:
+    """Two channel halves when ``x`` (channels first) is worth splitting, else None."""
+    if _sosfilt_tiled_jit is None or x.size < THREAD_MIN_SIZE or x.shape[0] < 2:
+        return None
+    if n_threads() < 2:
+        return None
+    h = x.shape[0] // 2
+    return slice(0, h), slice(h, x.shape[0])
+
+
+def _map(fn, halves):
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="emgtool-kernels")
+    return list(_POOL.map(fn, halves))
+
 
 def _jit(fn):
     if not HAVE_NUMBA:
@@ -102,9 +140,16 @@ def sosfilt(
         y, zf = signal.sosfilt(sos, x, axis=-1, zi=zi)
         return y.astype(np.float32, copy=False), zf.astype(np.float32, copy=False)
     x = np.ascontiguousarray(x, dtype=np.float32)
-    return _sosfilt_tiled_jit(
-        np.ascontiguousarray(sos, np.float32), x, np.ascontiguousarray(zi, np.float32), TILE
-    )
+    sos = np.ascontiguousarray(sos, np.float32)
+    zi = np.ascontiguousarray(zi, np.float32)
+    halves = _halves(x)
+    if halves:
+        parts = _map(lambda sl: _sosfilt_tiled_jit(sos, x[sl], zi[:, sl], TILE), halves)
+        return (
+            np.concatenate([p[0] for p in parts], axis=0),
+            np.concatenate([p[1] for p in parts], axis=1),
+        )
+    return _sosfilt_tiled_jit(sos, x, zi, TILE)
 
 
 # ---------------------------------------------------------------- raw-sample scan
@@ -264,12 +309,22 @@ def scan_raw(
     prev_max = np.ascontiguousarray(prev_max, np.float32)
     if _scan_raw_jit is None:
         return _scan_raw_numpy(ctx, raw, k, prev_max, limit)
-    return _scan_raw_jit(
-        np.ascontiguousarray(ctx, np.float32),
-        np.ascontiguousarray(raw, np.float32),
-        int(k),
-        prev_max,
-        np.float32(limit),
+    ctx = np.ascontiguousarray(ctx, np.float32)
+    raw = np.ascontiguousarray(raw, np.float32)
+    halves = _halves(raw)
+    if not halves:
+        return _scan_raw_jit(ctx, raw, int(k), prev_max, np.float32(limit))
+    parts = _map(
+        lambda sl: _scan_raw_jit(ctx[sl], raw[sl], int(k), prev_max[sl], np.float32(limit)),
+        halves,
+    )
+    runs_hi = parts[1][3].copy()
+    runs_hi[:, 0] += halves[1].start  # channel numbers of the second half
+    return (
+        np.concatenate([parts[0][0], parts[1][0]]),
+        np.concatenate([parts[0][1], parts[1][1]]),
+        np.concatenate([parts[0][2], parts[1][2]]),
+        np.concatenate([parts[0][3], runs_hi]),
     )
 
 
@@ -329,8 +384,16 @@ def bin_sumsq(
     """
     if _bin_sumsq_jit is None:
         return _bin_sumsq_numpy(y, bin_n, acc, acc_n)
-    return _bin_sumsq_jit(
-        np.ascontiguousarray(y, np.float32), int(bin_n), np.asarray(acc, np.float64), int(acc_n)
+    y = np.ascontiguousarray(y, np.float32)
+    acc = np.asarray(acc, np.float64)
+    halves = _halves(y)
+    if not halves:
+        return _bin_sumsq_jit(y, int(bin_n), acc, int(acc_n))
+    parts = _map(lambda sl: _bin_sumsq_jit(y[sl], int(bin_n), acc[sl], int(acc_n)), halves)
+    return (
+        np.concatenate([parts[0][0], parts[1][0]]),
+        np.concatenate([parts[0][1], parts[1][1]]),
+        parts[0][2],
     )
 
 
@@ -460,4 +523,8 @@ def block_robust_sd(x: NDArray[np.float32], block_n: int, n_blocks: int, step: i
     if _block_robust_sd_jit is None:
         blocks = x[:, : n_blocks * block_n].reshape(x.shape[0], n_blocks, block_n)[:, :, ::step]
         return (np.median(np.abs(blocks), axis=2) / 0.6745).astype(np.float32).T
-    return _block_robust_sd_jit(x, int(block_n), int(n_blocks), int(step))
+    halves = _halves(x)
+    if not halves:
+        return _block_robust_sd_jit(x, int(block_n), int(n_blocks), int(step))
+    parts = _map(lambda sl: _block_robust_sd_jit(x[sl], block_n, n_blocks, step), halves)
+    return np.concatenate(parts, axis=1)

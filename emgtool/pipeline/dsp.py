@@ -91,34 +91,7 @@ def init_filter_state(
     return zi
 
 
-#: Chunks at least this large (channels × samples) are filtered on two threads:
-#: sosfilt releases the GIL, so two cores filter ~1.6x faster (measured on an idle
-#: 2-core machine: 112 -> 180 M samples/s); smaller live blocks are not worth it.
-THREAD_MIN_SIZE = 400_000
-_POOL = None
-
-
-def n_threads() -> int:
-    """Threads the pipeline may use: ``EMGTOOL_NUM_THREADS`` if set, else up to 2 (cores).
-
-    Batch workers set it to 1: there the parallelism comes from files, and
-    threads inside each worker would only compete for the same cores.
-    """
-    import os
-
-    env = os.environ.get("EMGTOOL_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) >= 1:
-        return int(env)
-    return max(1, min(2, os.cpu_count() or 1))
-
-
-def _pool():
-    global _POOL
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="emgtool-filter")
-    return _POOL
+n_threads = _kernels.n_threads  # re-exported: the pipeline's thread cap
 
 
 def filter_step(
@@ -127,25 +100,12 @@ def filter_step(
     """Filter a ``(n_channels, n)`` chunk, carrying ``zi`` (float32 throughout).
 
     Channels are independent, so large chunks are split in two halves filtered
-    in parallel; the result is bit-identical to one call.
+    in parallel (see :mod:`emgtool.pipeline._kernels`); the result is bit-identical
+    to one call.
     """
     if x.shape[1] == 0:
         return x.astype(np.float32, copy=True), zi
-    sos32 = sos.astype(np.float32)
-    n_ch = x.shape[0]
-    if x.size >= THREAD_MIN_SIZE and n_ch >= 2 and n_threads() >= 2:
-        h = n_ch // 2
-        parts = list(
-            _pool().map(
-                lambda sl: _kernels.sosfilt(sos32, x[sl], zi[:, sl]),
-                (slice(0, h), slice(h, n_ch)),
-            )
-        )
-        y = np.concatenate([p[0] for p in parts], axis=0)
-        zf = np.concatenate([p[1] for p in parts], axis=1)
-    else:
-        y, zf = _kernels.sosfilt(sos32, x, zi)
-    return y, zf
+    return _kernels.sosfilt(sos.astype(np.float32), x, zi)
 
 
 def robust_sd(x: NDArray, axis: int = -1) -> NDArray[np.float64]:

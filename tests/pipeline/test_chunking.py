@@ -60,3 +60,19 @@ def test_chunks_must_be_contiguous():
     _, st = step(rec.slice(0, 1000), st)
     with pytest.raises(ValueError, match="contiguous"):
         step(rec.slice(2000, 3000), st)
+
+
+def test_two_thread_channel_halves_give_the_same_events(short_rec, monkeypatch):
+    """Large chunks run as two channel halves on two threads: same events as one thread."""
+    from emgtool.pipeline import _kernels
+
+    if not _kernels.HAVE_NUMBA:
+        pytest.skip("numba not installed: no threaded kernels")
+    cuts = [5000, 9000, 14000, 20000]
+    monkeypatch.setattr(_kernels, "THREAD_MIN_SIZE", 1)  # every chunk split in two
+    monkeypatch.delenv("EMGTOOL_NUM_THREADS", raising=False)
+    threaded = run_chunked(short_rec, cuts)
+    monkeypatch.setenv("EMGTOOL_NUM_THREADS", "1")
+    single = run_chunked(short_rec, cuts)
+    assert len(single) > 10
+    pd.testing.assert_frame_equal(threaded, single)
