@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import resource
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,3 +36,21 @@ def replace_marked_block(doc: Path, block: str, start: str, end: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     doc.write_text(text, encoding="utf-8")
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process, in MB.
+
+    On Linux ``ru_maxrss`` survives ``exec``: a script started from a large
+    process (a test runner, or a benchmark that analysed a big file before)
+    would report its parent's peak.  ``VmHWM`` belongs to the current address
+    space only, so it is used where it exists.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
+    except OSError:
+        pass
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 2**20 if sys.platform == "darwin" else r / 2**10

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import peak_rss_mb  # noqa: E402
+
 FS = 2048
 N_CH = 16
 COUNTER_RANGE = (-32768.0, 32767.0)  # physical == digital: the counter is exact
@@ -64,8 +66,7 @@ def rss_mb() -> float:
 
 
 def ru_maxrss_mb() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r / 2**20 if sys.platform == "darwin" else r / 2**10
+    return peak_rss_mb()
 
 
 def iterate(path: Path, chunk_s: float) -> dict:

@@ -46,7 +46,6 @@ import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -63,7 +62,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from _common import json_safe, replace_marked_block  # noqa: E402
+from _common import json_safe, peak_rss_mb, replace_marked_block  # noqa: E402
 
 FS = 2048
 MARK_START = "<!-- performance-table:start -->"
@@ -516,7 +515,7 @@ def memory_worker(path: str, hours: float | None = None) -> int:
     wall = time.perf_counter() - t0
     stop.set()
     th.join()
-    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    ru = peak_rss_mb()  # not ru_maxrss: on Linux it carries the parent's peak across exec
     doc = {
         "rss_after_imports_mb": base / 2**20,
         "peak_rss_sampled_mb": peak[0] / 2**20,
