@@ -24,6 +24,7 @@ from emgtool.config import DetectorConfig
 from emgtool.errors import EmgtoolError
 from emgtool.events import write_events_tsv
 from emgtool.io import Source, as_source
+from emgtool.pipeline import _kernels
 from emgtool.pipeline.core import PROBE_S, flush, init_state, step
 from emgtool.pipeline.finalize import finalize
 
@@ -104,6 +105,29 @@ def quality_warnings(an: Analysis) -> list[str]:
     return out
 
 
+def _read_ahead(chunks):
+    """Yield from ``chunks`` while the next one is read on another thread.
+
+    Reading and decoding (numpy, GIL released) then overlap detection; at most
+    two chunks are in memory.  Errors surface where the chunk would have been
+    read.  With one thread allowed (``EMGTOOL_NUM_THREADS=1``) it reads in line.
+    """
+    if _kernels.n_threads() < 2:
+        yield from chunks
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    end = object()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="emgtool-read") as pool:
+        pending = pool.submit(next, chunks, end)
+        while True:
+            chunk = pending.result()
+            if chunk is end:
+                return
+            pending = pool.submit(next, chunks, end)
+            yield chunk
+
+
 def analyze_source(
     src: Source,
     config: DetectorConfig | None = None,
@@ -123,7 +147,7 @@ def analyze_source(
         from tqdm import tqdm
 
         bar = tqdm(total=round(src.duration_s), unit="s", desc="analysing", leave=False)
-    for chunk in src.chunks(chunk_n):
+    for chunk in _read_ahead(src.chunks(chunk_n)):
         _, state = step(chunk, state)
         if bar is not None:
             bar.update(round(chunk.duration_s))
