@@ -488,22 +488,67 @@ def site_segments(
 
 
 # ---------------------------------------------------------------- noise floor
+def _kth_smallest(u, k, cnt):  # pragma: no cover - compiled
+    """The k-th smallest of ``u`` (uint32), by radix selection on 8-bit digits.
+
+    Non-negative float32 values order like their bit patterns read as uint32,
+    so this selects among |x| exactly, in four short passes.
+    """
+    prefix = np.uint32(0)
+    mask = np.uint32(0)
+    for shift in (24, 16, 8, 0):
+        cnt[:] = 0
+        for v in u:
+            if (v & mask) == prefix:
+                cnt[(v >> shift) & 255] += 1
+        below = 0
+        digit = 0
+        for digit in range(256):
+            if below + cnt[digit] > k:
+                break
+            below += cnt[digit]
+        k -= below
+        prefix |= np.uint32(digit) << np.uint32(shift)
+        mask |= np.uint32(255) << np.uint32(shift)
+    return prefix
+
+
 def _block_robust_sd(x, block_n, n_blocks, step):  # pragma: no cover - compiled
     n_ch = x.shape[0]
     m = (block_n + step - 1) // step
     out = np.empty((n_blocks, n_ch), np.float32)
     v = np.empty(m, np.float32)
+    u = v.view(np.uint32)
+    cnt = np.zeros(256, np.int64)
+    pair = np.empty(2, np.uint32)
     for b in range(n_blocks):
         for c in range(n_ch):
             for i in range(m):
                 v[i] = abs(x[c, b * block_n + i * step])
-            # numba's median is numpy's (the mean of the two middle values); the
-            # float32 rounding below makes it bit-identical to the numpy path.
-            med = np.float32(np.median(v))
+            # numpy's median: the middle value, or the mean of the two middle values
+            # in float32; selected exactly, so the result is bit-identical.
+            k = (m - 1) // 2
+            lo = _kth_smallest(u, k, cnt)
+            pair[0] = lo
+            pair[1] = lo
+            if m % 2 == 0:
+                # the next value up: lo again if it occurs more than k + 1 times
+                n_le = 0
+                nxt = np.uint32(0xFFFFFFFF)
+                for w in u:
+                    if w <= lo:
+                        n_le += 1
+                    elif w < nxt:
+                        nxt = w
+                if n_le <= k + 1:
+                    pair[1] = nxt
+            f = pair.view(np.float32)
+            med = f[0] if m % 2 else np.float32(np.float32(f[0] + f[1]) / np.float32(2.0))
             out[b, c] = np.float32(med / np.float32(0.6745))
     return out
 
 
+_kth_smallest = _jit(_kth_smallest) or _kth_smallest
 _block_robust_sd_jit = _jit(_block_robust_sd)
 
 
