@@ -14,7 +14,8 @@ commands it sends (:func:`track_command`).
 
 Daisy: packets still come at 250 Hz; an *even* counter carries the Daisy
 ADS (ch 9-16), the following *odd* counter the on-board ADS (ch 1-8); the
-pair forms one 16-channel row, so fs is 125 Hz per channel.
+pair forms one 16-channel row, so fs is 125 Hz per channel.  The first row
+after the start command is invalid and is returned as NaN (a gap).
 
 Examples
 --------
@@ -164,6 +165,8 @@ def feed(
     out[8:, rows[ev] - first] = vals[:, ev]
     out[:8, rows[od] - first] = vals[:, od]
     cout[rows[od] - first] = ctr[od]
+    if first == 0 and stop > 0:
+        out[:, 0] = np.nan  # the Daisy's first row is invalid (OpenBCI): a gap, not data
     pending: tuple = ()
     if half[-1] == 0:  # the odd half of the last row may still come
         pending = (out[:, -1].copy(),)
@@ -184,7 +187,10 @@ def flush(state: DecoderState) -> tuple[NDArray[np.float64], NDArray[np.int64], 
     """Emit what is held back (the last frame, a Daisy half row) at the end of a stream."""
     x, c, state = feed(b"", state, final=True)
     if state.params["daisy"] and state.pending:
-        x = np.concatenate([x, state.pending[0][:, None]], axis=1)
+        row = state.pending[0][:, None]
+        if state.next_sample == 0:
+            row = np.full_like(row, np.nan)  # the first row is invalid (see feed)
+        x = np.concatenate([x, row], axis=1)
         c = np.concatenate([c, np.full(1, -1, np.int64)])
         state = state.replace(pending=(), next_sample=state.next_sample + 1)
     return x, c, state
