@@ -26,7 +26,7 @@ def run(n_ch: int, fs: float, seconds: float, chunk_ms: float, tmp: Path) -> dic
     from emgtool.acquisition.protocols import csvline
     from emgtool.io.edf_stream import EdfStreamWriter
     from emgtool.pipeline import flush, init_state, step
-    from emgtool.pipeline.core import PROBE_S
+    from emgtool.pipeline.core import PROBE_S, provisional
     from emgtool.recording import Recording
     from emgtool.simulate import simulate
 
@@ -59,7 +59,12 @@ def run(n_ch: int, fs: float, seconds: float, chunk_ms: float, tmp: Path) -> dic
     )
     st = init_state(fs, channels)
     t_dec, t_write, t_step, t_total = [], [], [], []
-    delays = []
+    delays, delays_arrived = [], []  # after the last sample was sampled / arrived
+    prov, prov_arrived = [], []  # the same for provisional display
+    shown: dict = {}  # key -> delay after arrival when first shown (s)
+    first_shown = []  # per decided fasciculation: that delay
+    n_withdrawn = n_confirmed = 0
+    open_keys: set = set()
     cpu0 = time.process_time()
     done = 0
     for blob in payload:
@@ -78,14 +83,40 @@ def run(n_ch: int, fs: float, seconds: float, chunk_ms: float, tmp: Path) -> dic
         t_step.append(t3 - t2)
         t_total.append(t3 - t0)
         arrival_of_chunk_end = done / fs  # in stream time
+        now = arrival_of_chunk_end + (t3 - t0)
+
+        def arrived(stop: int) -> float:  # the chunk holding sample stop - 1 has arrived
+            return -(-stop // chunk_n) * chunk_n / fs
+
         for e in evs:
             if e["kind"] == "fasciculation" and e["stop"] > PROBE_S * fs:
-                delays.append(arrival_of_chunk_end + (t3 - t0) - e["stop"] / fs)
+                delays.append(now - e["stop"] / fs)
+                delays_arrived.append(now - arrived(e["stop"]))
+        cur = {(p["site_i"], p["peak"]): p for p in provisional(st)}
+        decided = {(e["site_i"], e["peak"]): e for e in evs if e["kind"] == "fasciculation"}
+        for key, p in [*cur.items(), *decided.items()]:
+            if key not in shown:
+                shown[key] = now - arrived(p["stop"])
+                open_keys.add(key)
+                if p["stop"] > PROBE_S * fs:
+                    prov.append(now - p["stop"] / fs)
+                    prov_arrived.append(now - arrived(p["stop"]))
+        for key in list(open_keys):
+            if key in decided:
+                n_confirmed += 1
+                if decided[key]["stop"] > PROBE_S * fs:
+                    first_shown.append(shown[key])
+                open_keys.discard(key)
+            elif key not in cur:
+                n_withdrawn += 1
+                open_keys.discard(key)
     cpu = time.process_time() - cpu0
     flush(st)
     writer.close()
     ms = lambda v: float(np.median(v) * 1e3)  # noqa: E731
     d = np.array(delays) * 1e3
+    da, pv, pva = (np.array(v) * 1e3 for v in (delays_arrived, prov, prov_arrived))
+    med = lambda v: float(np.median(v)) if v.size else float("nan")  # noqa: E731
     return {
         "channels": n_ch,
         "fs": fs,
@@ -99,6 +130,18 @@ def run(n_ch: int, fs: float, seconds: float, chunk_ms: float, tmp: Path) -> dic
         "events": len(delays),
         "event_delay_ms_median": float(np.median(d)) if d.size else float("nan"),
         "event_delay_ms_p95": float(np.percentile(d, 95)) if d.size else float("nan"),
+        "event_delay_after_arrival_ms_median": med(da),
+        "provisional_delay_ms_median": med(pv),
+        "provisional_delay_ms_p95": float(np.percentile(pv, 95)) if pv.size else float("nan"),
+        "provisional_delay_after_arrival_ms_median": med(pva),
+        "provisional_delay_after_arrival_ms_p95": (
+            float(np.percentile(pva, 95)) if pva.size else float("nan")
+        ),
+        "decided_shown_within_100ms_after_arrival": (
+            float(np.mean(np.array(first_shown) <= 0.1)) if first_shown else float("nan")
+        ),
+        "provisional_confirmed": n_confirmed,
+        "provisional_withdrawn": n_withdrawn,
     }
 
 
@@ -119,7 +162,15 @@ def main() -> None:
                 f"EDF write+fsync {r['write_ms']:.2f}, pipeline {r['step_ms']:.2f}; "
                 f"p95 {r['total_ms_p95']:.1f}) | CPU {100 * r['cpu_share_of_one_core']:.1f} % of one core | "
                 f"fasciculation delay after last sample: median {r['event_delay_ms_median']:.0f} ms, "
-                f"p95 {r['event_delay_ms_p95']:.0f} ms ({r['events']} events)"
+                f"p95 {r['event_delay_ms_p95']:.0f} ms ({r['events']} events); "
+                f"after it arrived: median {r['event_delay_after_arrival_ms_median']:.0f} ms | "
+                f"provisional display: median {r['provisional_delay_ms_median']:.0f} ms "
+                f"(p95 {r['provisional_delay_ms_p95']:.0f}) after the last sample, "
+                f"{r['provisional_delay_after_arrival_ms_median']:.0f} ms "
+                f"(p95 {r['provisional_delay_after_arrival_ms_p95']:.0f}) after it arrived; "
+                f"{r['provisional_confirmed']} confirmed, {r['provisional_withdrawn']} withdrawn; "
+                f"{100 * r['decided_shown_within_100ms_after_arrival']:.0f} % of fasciculations "
+                "on screen <= 100 ms after their last sample arrived"
             )
 
 

@@ -80,7 +80,7 @@ class LiveOptions:
 
     out_dir: Path
     duration_s: float | None = None
-    chunk_s: float = 0.08
+    chunk_s: float = 0.04
     sites: str | list | None = None
     montage: str | dict | None = None
     config: DetectorConfig | None = None
@@ -307,6 +307,11 @@ class _Session:
         self.started_at = datetime.now().astimezone()
         self.recent = np.zeros((0, 0), np.float32)
         self.latencies_ms: list[float] = []
+        # Provisional fasciculations (measured, not yet decided): key -> shown at.
+        self.provisional_open: dict[tuple[int, int], float] = {}
+        self.provisional_ms: list[float] = []  # shown at - arrival of the last sample
+        self.n_provisional_confirmed = 0
+        self.n_provisional_withdrawn = 0
         self.arrivals: deque = deque()  # (samples received so far, arrival time)
         self.step_ms: list[float] = []
         self.last_sidecar = 0.0
@@ -416,14 +421,43 @@ class _Session:
             for e in evs:
                 self.on_event(e)
                 # latency: decided now vs arrival of the event's last sample
-                if e.get("kind") == "fasciculation" and self.arrivals:
-                    ends = np.fromiter((a[0] for a in self.arrivals), np.int64)
-                    i = int(np.searchsorted(ends, e["stop"], side="left"))
-                    if i < len(ends):
-                        self.latencies_ms.append((now - self.arrivals[i][1]) * 1e3)
+                if e.get("kind") == "fasciculation":
+                    arrived = self.arrival_of(e["stop"])
+                    if arrived is not None:
+                        self.latencies_ms.append((now - arrived) * 1e3)
+            self.track_provisional(evs, now)
         self.n_done += block.shape[1]
         keep = int(self.fs)
         self.recent = np.concatenate([self.recent, block], axis=1)[:, -keep:]
+
+    def arrival_of(self, sample: int) -> float | None:
+        """When the read holding sample ``sample - 1`` (a potential's last) arrived."""
+        if not self.arrivals:
+            return None
+        ends = np.fromiter((a[0] for a in self.arrivals), np.int64)
+        i = int(np.searchsorted(ends, sample, side="left"))
+        return self.arrivals[i][1] if i < len(ends) else None
+
+    def track_provisional(self, evs: list[dict], now: float) -> None:
+        """Show candidates as soon as they are measured; settle them when decided."""
+        from emgtool.pipeline.core import provisional
+
+        current = {(p["site_i"], p["peak"]): p for p in provisional(self.pipe)}
+        decided = {(e["site_i"], e["peak"]): e for e in evs if e.get("kind") == "fasciculation"}
+        for key, p in [*current.items(), *decided.items()]:
+            if key not in self.provisional_open:
+                self.provisional_open[key] = now
+                arrived = self.arrival_of(p["stop"])
+                if arrived is not None:
+                    self.provisional_ms.append((now - arrived) * 1e3)
+        for key in list(self.provisional_open):
+            if key in decided:
+                self.n_provisional_confirmed += 1
+            elif key in current:
+                continue
+            else:
+                self.n_provisional_withdrawn += 1  # decided: not a fasciculation
+            del self.provisional_open[key]
 
     def on_event(self, e: dict) -> None:
         self.live_events.append(e)
@@ -495,6 +529,10 @@ class _Session:
         s.latency_ms = (
             float(np.median(self.latencies_ms[-50:])) if self.latencies_ms else float("nan")
         )
+        s.provisional_ms = (
+            float(np.median(self.provisional_ms[-50:])) if self.provisional_ms else float("nan")
+        )
+        s.n_provisional = len(self.provisional_open)
         if self.pipe is not None:
             keys = self.pipe.site_keys
             nf = np.zeros(len(keys), int)
@@ -789,6 +827,11 @@ def _finish(ses: _Session) -> dict:
             "reconnects": ses.reconnects,
             "step_ms_median": float(np.median(ses.step_ms)) if ses.step_ms else None,
             "latency_ms_median": float(np.median(ses.latencies_ms)) if ses.latencies_ms else None,
+            "provisional_ms_median": (
+                float(np.median(ses.provisional_ms)) if ses.provisional_ms else None
+            ),
+            "provisional_confirmed": ses.n_provisional_confirmed,
+            "provisional_withdrawn": ses.n_provisional_withdrawn,
             "analysis": analysis,
         }
     )

@@ -36,6 +36,9 @@ class LiveStatus:
     #: per channel: (label, noise µV, flag)
     channels: list = field(default_factory=list)
     latency_ms: float = float("nan")
+    #: provisional fasciculations on screen (measured, not yet decided) and their delay
+    n_provisional: int = 0
+    provisional_ms: float = float("nan")
 
 
 def channel_quality(block_uv: np.ndarray, flat_uv: float = 0.5) -> list[tuple[float, str]]:
@@ -68,7 +71,12 @@ def render(s: LiveStatus) -> list[str]:
         f"{s.samples_per_s:,.0f} samples/s  {s.bytes_per_s / 1000:.1f} kB/s",
         f"dropped {s.dropped_samples} samples ({100 * s.dropped_samples / max(s.n_samples, 1):.2f} %)"
         f"  resyncs {s.resyncs}  reconnects {s.reconnects}"
-        + (f"  latency {s.latency_ms:.0f} ms" if np.isfinite(s.latency_ms) else ""),
+        + (f"  latency {s.latency_ms:.0f} ms" if np.isfinite(s.latency_ms) else "")
+        + (
+            f"  provisional {s.n_provisional} (shown after {s.provisional_ms:.0f} ms)"
+            if np.isfinite(s.provisional_ms)
+            else ""
+        ),
         f"{'site':<24}{'fasc':>6}{'per min':>9}{'cramps':>8}  activity",
     ]
     for label, nf, nc, active_s in s.sites:

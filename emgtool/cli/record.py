@@ -121,9 +121,10 @@ def add_parser(sub) -> None:
     out.add_argument(
         "--chunk-ms",
         type=float,
-        default=80.0,
+        default=40.0,
         metavar="MS",
-        help="detection block length; events appear within about this delay (default 80)",
+        help="detection block length: provisional twitches appear within about this delay "
+        "after their last sample (default 40)",
     )
     p.set_defaults(func=run)
 

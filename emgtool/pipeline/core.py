@@ -996,6 +996,48 @@ def _covered_by_sustained(st: PipelineState, s: int, peak: int) -> bool | None:
     return False
 
 
+def provisional(st: PipelineState) -> list[dict]:
+    """Fasciculation candidates measured but not yet decided, for a live display.
+
+    A candidate is measured as soon as its potential is complete (about
+    ``HALF_WINDOW_MS`` after its last sample); the decision waits for what may
+    follow it (a cramp starting, a heart beat or a common-mode artefact seen on
+    other channels a little later).  This applies the decision's tests to what
+    is known already, so most provisional candidates are later confirmed;
+    :func:`step` returns the decided events.  Each item holds ``site_i``,
+    ``start``, ``stop``, ``peak`` and ``amplitude_uv``.
+    """
+    if not st.pending:
+        return []
+    rp = st.recent_peaks
+    peaks = np.array([p for p, _, _ in rp], np.int64)
+    sites = np.array([s for _, s, _ in rp], np.int64)
+    amps = np.array([r["amplitude_uv"] for _, _, r in rp])
+    beat = np.array([st.ecg_site[s] and (r["ecg"] or r.get("cm", False)) for _, s, r in rp])
+    n_sites = len(st.site_keys)
+    cm_need = max(2, min(st.cfg.common_mode_sites, math.ceil(n_sites / 2)))
+    qrs_pre, qrs_post = st.qrs_n
+    out = []
+    for p in st.pending:
+        s, pk = p["site_i"], p["peak"]
+        if p.get("ecg") or p.get("uniform") or _covered_by_sustained(st, s, pk):
+            continue
+        near = np.abs(peaks - pk)
+        if (
+            (sites == s) & (near <= st.ring_n_samples) & (amps * RING_RATIO > p["amplitude_uv"])
+        ).any():
+            continue  # ringing of a larger potential
+        if st.cfg.ecg_reject and st.ecg_site[s]:
+            win = (peaks >= pk - qrs_pre) & (peaks <= pk + qrs_post)
+            if beat[win].any():
+                continue  # a heart beat seen on another trunk channel
+        if n_sites >= 2 and len(np.unique(sites[near <= st.cm_n])) >= cm_need:
+            continue  # the same instant on many sites: common-mode artefact
+        for q in p.get("doublet") or (p,):
+            out.append({k: q[k] for k in ("site_i", "start", "stop", "peak", "amplitude_uv")})
+    return out
+
+
 def _decide(st: PipelineState, final: bool) -> None:
     if not st.pending:
         return
