@@ -26,7 +26,7 @@ Sections (all in one run, so ratios compare like with like):
     Peak RSS of a child process analysing a long 16-channel EDF
     (``--memory-hours``, 24 by default).
 ``live``
-    ``step`` latency on 80-ms chunks (the live loop's block) at 16 and 64
+    ``step`` latency on 40-ms chunks (the live loop's block) at 16 and 64
     channels, and CPU share; plus the live loop itself (``run_live`` replaying
     a file as fast as possible: quantisation, EDF writing with fsync, detection).
 ``batch``
@@ -693,17 +693,21 @@ def _bench_live_run(n_ch: int, seconds: float) -> dict | None:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     with tempfile.TemporaryDirectory(prefix="perf-live-") as tmp:
-        r = mod.run(n_ch, float(FS), seconds, 80.0, Path(tmp))
+        r = mod.run(n_ch, float(FS), seconds, LIVE_CHUNK_MS, Path(tmp))
     r["source"] = "benchmarks/bench_live.py: CSV decode, EDF quantise, EDF write + fsync, step"
     r["cpu_share"] = r.get("cpu_share_of_one_core")
     return r
+
+
+#: The live loop's block (emgtool record --chunk-ms default).
+LIVE_CHUNK_MS = 40.0
 
 
 def section_live(seconds: float) -> dict:
     out = {}
     for scn, ch in (("als-widespread", 16), ("hd-grid", 64)):
         log(f"  step latency, {ch} channels …")
-        out[f"step_{ch}ch"] = _step_latency(scn, seconds, 0.08)
+        out[f"step_{ch}ch"] = _step_latency(scn, seconds, LIVE_CHUNK_MS / 1000)
         try:
             log(f"  live path per block, {ch} channels …")
             r = _bench_live_run(ch, seconds)
@@ -877,10 +881,15 @@ def summary_rows(res: dict) -> list[list[str]]:
             if lp and "error" not in lp:
                 if "total_ms_median" in lp:  # bench_live.py
                     text = (
-                        f"median {_f(lp['total_ms_median'], 2)} ms per 80-ms block (decode "
-                        f"{_f(lp['decode_ms'], 2)}, EDF write+fsync {_f(lp['write_ms'], 2)}, step "
-                        f"{_f(lp['step_ms'], 2)}); CPU {_f(lp['cpu_share'] * 100, 1)} % of one core; "
-                        f"event delay median {_f(lp['event_delay_ms_median'], 0)} ms"
+                        f"median {_f(lp['total_ms_median'], 2)} ms per {lp['chunk_ms']:g}-ms block "
+                        f"(decode {_f(lp['decode_ms'], 2)}, EDF write+fsync "
+                        f"{_f(lp['write_ms'], 2)}, step {_f(lp['step_ms'], 2)}); "
+                        f"CPU {_f(lp['cpu_share'] * 100, 1)} % of one core; provisional display "
+                        f"median {_f(lp.get('provisional_delay_ms_median'), 0)} ms after the "
+                        f"last sample ({_f(100 * lp.get('decided_shown_within_100ms_after_arrival', float('nan')), 0)} % "
+                        f"of fasciculations on screen ≤ 100 ms after it arrived, "
+                        f"{lp.get('provisional_withdrawn', '?')} withdrawn); decision median "
+                        f"{_f(lp['event_delay_ms_median'], 0)} ms"
                     )
                 else:
                     text = (
