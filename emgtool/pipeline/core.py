@@ -41,6 +41,7 @@ from emgtool.pipeline.doublets import comb_inverse, find_doublets
 from emgtool.pipeline.ecg import ECG_SITES, CardiacTracker, bootstrap, classify
 from emgtool.pipeline.features import waveform_features
 from emgtool.pipeline.runs import find_runs
+from emgtool.pipeline.store import EventStore, WaveStore
 from emgtool.recording import Channel, Recording
 
 __all__ = ["PipelineState", "init_state", "step", "flush", "site_groups"]
@@ -172,8 +173,9 @@ class PipelineState:
     trackers: list = field(default_factory=list)
     decisions_on: bool = False
     # output
-    out: list = field(default_factory=list)  # emitted event dicts (all so far)
-    waveforms: list = field(default_factory=list)  # per site list of (event_no, waveform)
+    out: list = field(default_factory=list)  # event dicts decided during the current call
+    events: EventStore | None = None  # every event decided so far (compact columns)
+    waveforms: list = field(default_factory=list)  # per site WaveStore (for shape clustering)
     emitted: list = field(default_factory=list)  # per site, peaks of the last fasciculations
     flushed: bool = False
 
@@ -239,7 +241,8 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
     st.nan_tail = np.zeros(n_ch, bool)
     st.seg_done_until = np.zeros(n_sites, np.int64)
     st.trackers = [CardiacTracker() for _ in range(n_sites)]
-    st.waveforms = [[] for _ in range(n_sites)]
+    st.events = EventStore(site_chs=st.site_chs)
+    st.waveforms = [WaveStore(2 * st.half_n, MAX_WAVEFORMS_PER_SITE) for _ in range(n_sites)]
     st.emitted = [[] for _ in range(n_sites)]
     return st
 
@@ -260,7 +263,6 @@ def step(chunk: Recording, state: PipelineState) -> tuple[list[dict], PipelineSt
         )
     if chunk.n_channels != len(st.channels):
         raise ValueError(f"chunk has {chunk.n_channels} channels, expected {len(st.channels)}")
-    n_before = len(st.out)
     raw = chunk.data
     st.n_in += raw.shape[1]
     if not st.started:
@@ -273,13 +275,12 @@ def step(chunk: Recording, state: PipelineState) -> tuple[list[dict], PipelineSt
                 _process(st, buffered[:, st.probe_n :], final=False)
     else:
         _process(st, raw, final=False)
-    return st.out[n_before:], st
+    return _take_out(st), st
 
 
 def flush(state: PipelineState) -> tuple[list[dict], PipelineState]:
     """Close everything still open at the end of the recording; returns the last events."""
     st = state
-    n_before = len(st.out)
     if not st.started:
         probe = (
             np.concatenate(st.probe, axis=1)
@@ -290,7 +291,15 @@ def flush(state: PipelineState) -> tuple[list[dict], PipelineState]:
     else:
         _process(st, np.zeros((len(st.channels), 0), np.float32), final=True)
     st.flushed = True
-    return st.out[n_before:], st
+    return _take_out(st), st
+
+
+def _take_out(st: PipelineState) -> list[dict]:
+    """The events decided during this call; they move into the compact store (bounded memory)."""
+    evs = st.out
+    st.events.extend(evs)
+    st.out = []
+    return evs
 
 
 # ---------------------------------------------------------------------------- internals
@@ -1112,9 +1121,7 @@ def _decide(st: PipelineState, final: bool) -> None:
                     continue
                 recent.append(q["peak"])
                 del recent[:-16]
-                if len(st.waveforms[s]) < MAX_WAVEFORMS_PER_SITE:
-                    # float16 keeps 3 significant digits of µV: plenty for shapes, half the memory.
-                    st.waveforms[s].append((len(st.out), q["wave"].astype(np.float16)))
+                st.waveforms[s].add(len(st.events) + len(st.out), q["wave"])
             q.pop("doublet", None)
             q.pop("wave", None)  # decided: the waveform is no longer needed (bounded memory)
             st.out.append(q)

@@ -18,6 +18,7 @@ from emgtool.analysis import Analysis, SiteResult
 from emgtool.events import normalise_events
 from emgtool.pipeline.core import PipelineState, all_exclusions
 from emgtool.pipeline.runs import union_length
+from emgtool.pipeline.store import KINDS
 
 __all__ = ["finalize", "cluster_shapes"]
 
@@ -170,53 +171,99 @@ def _multiplets(peaks_s: NDArray, shapes: NDArray, doublet_s: float, pair_s: tup
     return mult, pair
 
 
+def _nullable(values: NDArray, valid: NDArray, dtype: str = "Int64"):
+    """A pandas nullable array: ``values`` where ``valid``, NA elsewhere."""
+    arr = pd.array(
+        np.where(valid, values, 0).astype("bool" if dtype == "boolean" else np.int64), dtype=dtype
+    )
+    arr[~valid] = pd.NA
+    return arr
+
+
+def _site_names(st: PipelineState) -> list[str]:
+    return [
+        site.split(":", 1)[1] if site.startswith("unknown:") else site for site, _ in st.site_keys
+    ]
+
+
+def _event_table(st: PipelineState) -> pd.DataFrame:
+    """The events.tsv columns (plus ``_site_i``, ``_no``) from the compact event store."""
+    ev = st.events
+    n = len(ev)
+    fs = st.fs
+    col = ev.column
+    site_i = col("site_i").astype(np.int64)
+    start, stop, peak = col("start"), col("stop"), col("peak")
+    span_ms = (stop - start) / fs * 1e3
+    dur_ms = col("duration_ms")
+    # Channel labels: one string per distinct (site, channel set), shared by its rows.
+    key = np.column_stack([site_i.astype(np.uint64), col("chmask")])
+    _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    labels = np.array(
+        ["|".join(st.channels[c].label for c in ev.channels_of(int(i))) for i in first],
+        dtype=object,
+    )
+    channel = labels[inv.reshape(-1)] if n else np.zeros(0, object)
+    for no, chs in ev.odd_channels.items():
+        channel[no] = "|".join(st.channels[c].label for c in chs)
+
+    def per_site(values):
+        return np.array(values, dtype=object)[site_i] if n else np.zeros(0, object)
+
+    def nullable(values):
+        return _nullable(values, values >= 0)
+
+    return pd.DataFrame(
+        {
+            "onset": start / fs,
+            "duration": (stop - start) / fs,
+            "trial_type": np.array(KINDS, dtype=object)[col("kind")],
+            "sample": start.astype(np.int64),
+            "site": per_site(_site_names(st)),
+            "side": per_site([side for _, side in st.site_keys]),
+            "region": per_site(st.site_region),
+            "channel": channel,
+            "amplitude_uv": col("amplitude_uv").copy(),
+            "duration_ms": np.where(np.isnan(dur_ms), span_ms, dur_ms),
+            "phases": nullable(col("phases")),
+            "turns": nullable(col("turns")),
+            "area_uv_ms": col("area_uv_ms").copy(),
+            "shape": pd.array([pd.NA] * n, dtype="Int64"),
+            "multiplet": pd.array([pd.NA] * n, dtype="Int64"),
+            "pair": pd.array([pd.NA] * n, dtype="boolean"),
+            "discharge": np.full(n, "n/a", dtype=object),
+            "mean_amplitude_uv": col("mean_amplitude_uv").copy(),
+            "peak_s": peak / fs,
+            "reason": np.array(ev.reasons, dtype=object)[col("reason")],
+            "_site_i": site_i,
+            "_no": np.arange(n),
+        }
+    )
+
+
 def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None = None) -> Analysis:
     """Build the :class:`Analysis` from a flushed pipeline state."""
     fs = st.fs
     cfg = st.cfg
-    rows = []
-    for i, e in enumerate(st.out):
-        s = e["site_i"]
-        site, side = st.site_keys[s]
-        site_out = site.split(":", 1)[1] if site.startswith("unknown:") else site
-        kind = e["kind"]
-        start, stop = e["start"], e["stop"]
-        rows.append(
-            {
-                "onset": start / fs,
-                "duration": (stop - start) / fs,
-                "trial_type": kind,
-                "sample": int(start),
-                "site": site_out,
-                "side": side,
-                "region": st.site_region[s],
-                "channel": "|".join(st.channels[c].label for c in e["channels"]),
-                "amplitude_uv": e.get("amplitude_uv", np.nan),
-                "duration_ms": e.get("duration_ms", (stop - start) / fs * 1e3),
-                "phases": e.get("phases", pd.NA),
-                "turns": e.get("turns", pd.NA),
-                "area_uv_ms": e.get("area_uv_ms", np.nan),
-                "shape": pd.NA,
-                "multiplet": pd.NA,
-                "pair": pd.NA,
-                "discharge": "n/a",
-                "mean_amplitude_uv": e.get("mean_amplitude_uv", np.nan),
-                "peak_s": e["peak"] / fs,
-                "reason": e.get("reason", "n/a"),
-                "_site_i": s,
-                "_no": i,
-            }
-        )
-    df = pd.DataFrame(rows)
+    if st.out:  # decided but not yet handed out (finalize without flush)
+        st.events.extend(st.out)
+        st.out = []
+    df = _event_table(st)
     sites: list[SiteResult] = []
     n_sites = len(st.site_keys)
-    if len(df):
-        df["shape"] = pd.array([pd.NA] * len(df), dtype="Int64")
-        df["multiplet"] = pd.array([pd.NA] * len(df), dtype="Int64")
-        df["pair"] = pd.array([pd.NA] * len(df), dtype="boolean")
+    names = _site_names(st)
+    site_col = df["_site_i"].to_numpy()
+    is_fasc = (df["trial_type"] == "fasciculation").to_numpy()
+    is_ecg = (df["reason"] == "ecg").to_numpy()
+    shape = np.full(len(df), -1, np.int64)
+    mult = np.zeros(len(df), np.int64)
+    pair = np.zeros(len(df), bool)
+    discharge = df["discharge"].to_numpy().copy()
+    peak_s_all = df["peak_s"].to_numpy()
+    block_sd = np.array(st.block_sd) if st.block_sd else None
     for s in range(n_sites):
-        site, side = st.site_keys[s]
-        site_out = site.split(":", 1)[1] if site.startswith("unknown:") else site
+        site_out = names[s]
+        side = st.site_keys[s][1]
         chs = st.site_chs[s]
         excl = _intervals_for_site(st, s)
         total = st.pos / fs
@@ -238,38 +285,27 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
                 flags.add(f"mains:{st.channels[c].label}")
         if excl.get("flat"):
             flags.add("flat")
-        if st.block_sd:
-            sds = np.array(st.block_sd)[:, chs]
-            res.noise_uv = float(np.median(sds))
+        if block_sd is not None:
+            res.noise_uv = float(np.median(block_sd[:, chs]))
         if len(df):
-            fmask = (df["_site_i"] == s) & (df["trial_type"] == "fasciculation")
-            if st.cfg.ecg_reject and ((df["_site_i"] == s) & (df["reason"] == "ecg")).any():
+            on_site = site_col == s
+            if st.cfg.ecg_reject and (on_site & is_ecg).any():
                 flags.add("ecg")
-            idx = np.flatnonzero(fmask.to_numpy())
+            idx = np.flatnonzero(on_site & is_fasc)
             if len(idx):
-                nos = df["_no"].to_numpy()[idx]
-                wmap = dict(st.waveforms[s])
-                have = np.array([no in wmap for no in nos])
-                waves = (
-                    np.stack([wmap[no] for no in nos[have]]).astype(np.float32)
-                    if have.any()
-                    else np.zeros((0, 2 * st.half_n), np.float32)
-                )
+                nos = idx  # rows are still in event-number order
+                have, waves = st.waveforms[s].lookup(nos)
                 labels = np.full(len(idx), -1, np.int64)
                 labels[have] = cluster_shapes(waves, cfg.max_shapes)
-                peaks_s = df["peak_s"].to_numpy()[idx]
-                mult, pair = _multiplets(
+                peaks_s = peak_s_all[idx]
+                m, pr = _multiplets(
                     peaks_s,
                     labels,
                     cfg.doublet_ms / 1e3,
                     (cfg.pair_ms[0] / 1e3, cfg.pair_ms[1] / 1e3),
                 )
-                df.loc[df.index[idx], "shape"] = labels
-                df.loc[df.index[idx], "multiplet"] = mult
-                df.loc[df.index[idx], "pair"] = pair
-                df.loc[df.index[idx], "discharge"] = _discharge_labels(
-                    peaks_s, cfg.isolated_ms / 1e3
-                )
+                shape[idx], mult[idx], pair[idx] = labels, m, pr
+                discharge[idx] = _discharge_labels(peaks_s, cfg.isolated_ms / 1e3)
                 # Keep up to 300 representative waveforms for the report.
                 sel = np.flatnonzero(have)[:300]
                 res.waveforms = waves[: len(sel)].astype(np.float32)
@@ -277,10 +313,15 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
         res.quality = sorted(flags)
         sites.append(res)
     if len(df):
+        df["shape"] = _nullable(shape, is_fasc)
+        df["multiplet"] = _nullable(mult, is_fasc)
+        df["pair"] = _nullable(pair, is_fasc, "boolean")
+        df["discharge"] = discharge
         df = normalise_events(df)
-        row_of_no = pd.Series(np.arange(len(df)), index=df["_no"].to_numpy())
+        row_of_no = np.empty(len(df), np.int64)
+        row_of_no[df["_no"].to_numpy()] = np.arange(len(df))
         for res in sites:
-            res.waveform_event_index = row_of_no.loc[res.waveform_event_index].to_numpy()
+            res.waveform_event_index = row_of_no[np.asarray(res.waveform_event_index, np.int64)]
         df = df.drop(columns=["_site_i", "_no"])
     warn = []
     if fs < 1000:
