@@ -100,6 +100,7 @@ class PipelineState:
     site_region: list
     site_of_ch: NDArray
     site_chs: list  # channel indices per site
+    site_ch_table: NDArray  # (n_sites, max channels per site), -1 padded
     ecg_site: NDArray  # bool per site
     # sample constants
     block_n: int
@@ -180,6 +181,16 @@ class PipelineState:
     flushed: bool = False
 
 
+def _site_table(site_of_ch: NDArray, n_sites: int) -> NDArray:
+    """(n_sites, k_max) channel indices of each site in order, padded with -1."""
+    k_max = max([int((site_of_ch == s).sum()) for s in range(n_sites)] + [1])
+    tab = np.full((n_sites, k_max), -1, np.int64)
+    for s in range(n_sites):
+        chs = np.flatnonzero(site_of_ch == s)
+        tab[s, : len(chs)] = chs
+    return tab
+
+
 def init_state(fs: float, channels, config: DetectorConfig | None = None) -> PipelineState:
     """A fresh pipeline state for ``channels`` sampled at ``fs``."""
     cfg = config or DetectorConfig()
@@ -200,6 +211,7 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
         site_region=regions,
         site_of_ch=site_of_ch,
         site_chs=[np.flatnonzero(site_of_ch == s) for s in range(n_sites)],
+        site_ch_table=_site_table(site_of_ch, n_sites),
         ecg_site=np.array(
             [k[0] in ECG_SITES or r == "thoracic" for k, r in zip(keys, regions, strict=True)]
         ),
@@ -717,40 +729,57 @@ def _segment(st: PipelineState, final: bool) -> None:
         _measure(st, site_idx, s0, s1)
 
 
-def _doublet_parts(st: PipelineState, rec: dict, lag: int, sd: float) -> list[dict] | None:
-    """The two events of a doublet candidate (decided later, like any candidate).
+def _doublet_parts(
+    st: PipelineState, recs: list[dict], lags: NDArray, sds: NDArray
+) -> list[list[dict] | None]:
+    """The two events of each doublet candidate (decided later, like any candidate).
 
     Both carry the recovered single potential, centred on its peak: the unit's own
-    shape, for features and shape clustering.
+    shape, for features and shape clustering.  ``None`` where that potential is
+    too small to count.  Vectorised over the candidates (one comb inverse per lag).
     """
-    single = comb_inverse(rec["wave"], lag).astype(np.float32)
-    i_pk = int(np.abs(single).argmax())
-    amp1 = float(single.max() - single.min())
-    if amp1 < st.cfg.fasc_min_pp_uv:
-        return None
-    p1 = rec["peak"] - st.half_n + i_pk
-    shift = st.half_n - i_pk
-    centred = np.zeros_like(single)
-    src = single[max(0, -shift) : len(single) - max(0, shift)]
-    centred[max(0, shift) : max(0, shift) + len(src)] = src
-    f1 = waveform_features(centred[None], np.array([sd]), st.fs)
-    parts = []
-    for pk in (p1, p1 + lag):
-        part = dict(rec)
-        part.update(
-            start=int(pk - st.half_n + f1["onset"][0]),
-            stop=int(max(pk + 1, pk - st.half_n + f1["last"][0] + 1)),
-            peak=int(pk),
-            amplitude_uv=amp1,
-            duration_ms=float(f1["duration_ms"][0]),
-            phases=int(f1["phases"][0]),
-            turns=int(f1["turns"][0]),
-            area_uv_ms=float(f1["area_uv_ms"][0]),
-            wave=centred,
-            doublet=None,
-        )
-        parts.append(part)
-    return parts
+    n = len(recs)
+    if n == 0:
+        return []
+    w = np.stack([r["wave"] for r in recs])
+    n_w = w.shape[1]
+    single = np.empty(w.shape, np.float32)
+    for d in np.unique(lags):
+        g = lags == d
+        single[g] = comb_inverse(w[g], int(d)).astype(np.float32)
+    i_pk = np.abs(single).argmax(axis=1)
+    amp1 = (single.max(axis=1) - single.min(axis=1)).astype(np.float64)
+    # Shift each row so that its peak sits at the window's centre (zeros where nothing moves in).
+    src = np.arange(n_w)[None, :] - (st.half_n - i_pk)[:, None]
+    inside = (src >= 0) & (src < n_w)
+    centred = np.where(
+        inside, single[np.arange(n)[:, None], np.clip(src, 0, n_w - 1)], np.float32(0)
+    )
+    f1 = waveform_features(centred, sds, st.fs)
+    p1 = [r["peak"] - st.half_n + int(i) for r, i in zip(recs, i_pk, strict=True)]
+    out: list[list[dict] | None] = []
+    for j, rec in enumerate(recs):
+        if amp1[j] < st.cfg.fasc_min_pp_uv:
+            out.append(None)
+            continue
+        parts = []
+        for pk in (p1[j], p1[j] + int(lags[j])):
+            part = dict(rec)
+            part.update(
+                start=int(pk - st.half_n + f1["onset"][j]),
+                stop=int(max(pk + 1, pk - st.half_n + f1["last"][j] + 1)),
+                peak=int(pk),
+                amplitude_uv=float(amp1[j]),
+                duration_ms=float(f1["duration_ms"][j]),
+                phases=int(f1["phases"][j]),
+                turns=int(f1["turns"][j]),
+                area_uv_ms=float(f1["area_uv_ms"][j]),
+                wave=centred[j],
+                doublet=None,
+            )
+            parts.append(part)
+        out.append(parts)
+    return out
 
 
 def _gather(st: PipelineState, chans: NDArray, starts: NDArray, length: int) -> NDArray:
@@ -762,70 +791,101 @@ def _gather(st: PipelineState, chans: NDArray, starts: NDArray, length: int) -> 
 
 
 def _measure(st, site_idx, s0, s1) -> None:
-    """Features of final candidate segments; queue them for decision."""
+    """Features of final candidate segments (all sites at once); queue them for decision.
+
+    Work is done on (segment, channel) pairs: each segment with every channel of
+    its site, so that sites of different sizes share one set of array operations.
+    Segments come in (site, time) order and are queued in that order.
+    """
     cfg = st.cfg
-    for s in np.unique(site_idx):
-        sel = np.flatnonzero(site_idx == s)
-        chs = st.site_chs[s]
-        st_s, en_s = s0[sel], s1[sel]
-        # Per channel: samples of each segment (gathered only as long as the longest one).
-        L = int(min(st.max_pot_n, max(1, (en_s - st_s).max())))
-        rel = st_s[:, None] - st.buf_start + np.arange(L)[None, :]
-        rel = np.clip(rel, 0, st.buf.shape[1] - 1)
-        seg = st.buf[chs][:, rel]  # (k, n, L)
-        inside = np.arange(L)[None, :] < (en_s - st_s)[:, None]
-        segm = np.where(inside[None], seg, np.float32(0))
-        # Peak to peak about the baseline (0 included: a one-signed segment counts from 0).
-        pp = np.maximum(segm.max(axis=2), 0) - np.minimum(segm.min(axis=2), 0)  # (k, n)
-        best_k = pp.argmax(axis=0)
-        best_ch = chs[best_k]
-        absbest = np.abs(segm[best_k, np.arange(len(sel))])
-        peak = st_s + absbest.argmax(axis=1)
-        # Which channels saw it: their own peak above their own threshold.
-        sdm = _sd_matrix(st, peak)
-        thr_k = np.maximum(cfg.fasc_threshold_sd * sdm[chs], cfg.fasc_floor_uv)
-        saw = np.abs(segm).max(axis=2) > thr_k
-        wave = _gather(st, best_ch, peak - st.half_n, 2 * st.half_n)
-        sd = sdm[best_ch, np.arange(len(peak))]
-        f = waveform_features(wave, sd, st.fs)
-        uniform = np.zeros(len(sel), bool)
-        if len(chs) >= 8:
-            uniform = np.percentile(pp, 25, axis=0) >= 0.5 * pp.max(axis=0)
-        # Doublets: the window holds the same potential twice (see doublets.py).
-        amp_all = pp[best_k, np.arange(len(sel))]
-        lag = np.zeros(len(sel), np.int64)
-        big = amp_all >= DOUBLET_MIN_PP_SD * 2 * sd
-        if big.any():
-            lag[big], _ = find_doublets(wave[big], sd[big], st.doublet_lags)
-        for j in range(len(sel)):
-            # Peak to peak within the candidate's own segment: the window around
-            # it may also hold a neighbouring, larger potential.
-            amp = float(amp_all[j])
-            if amp < cfg.fasc_min_pp_uv:
-                continue
-            rec = {
-                "site_i": int(s),
-                "start": int(peak[j] - st.half_n + f["onset"][j]),
-                "stop": int(max(en_s[j], peak[j] - st.half_n + f["last"][j] + 1)),
-                "peak": int(peak[j]),
-                "best_ch": int(best_ch[j]),
-                "channels": [int(c) for c, v in zip(chs, saw[:, j], strict=True) if v]
-                or [int(best_ch[j])],
-                "amplitude_uv": amp,
-                "duration_ms": float(f["duration_ms"][j]),
-                "phases": int(f["phases"][j]),
-                "turns": int(f["turns"][j]),
-                "area_uv_ms": float(f["area_uv_ms"][j]),
-                "uniform": bool(uniform[j]),
-                "wave": wave[j],
-                "ecg": False,
-                "ecg_done": False,
-                "doublet": None,
-            }
-            if lag[j]:
-                rec["doublet"] = _doublet_parts(st, rec, int(lag[j]), float(sd[j]))
-            st.pending.append(rec)
-            st.recent_peaks.append((rec["peak"], int(s), rec))
+    n = len(s0)
+    idx_n = np.arange(n)
+    tab = st.site_ch_table[site_idx]  # (n, k_max) channel of each site slot, -1 = none
+    pj, pk = np.nonzero(tab >= 0)  # pairs, segment-major, channels in site order
+    pc = tab[pj, pk]
+    k_max = tab.shape[1]
+    # Samples of each segment on each channel (gathered only as long as the longest one).
+    L = int(min(st.max_pot_n, max(1, (s1 - s0).max())))
+    rel = s0[:, None] - st.buf_start + np.arange(L)[None, :]
+    rel = np.clip(rel, 0, st.buf.shape[1] - 1)
+    inside = np.arange(L)[None, :] < (s1 - s0)[:, None]
+    segm = np.where(inside[pj], st.buf[pc[:, None], rel[pj]], np.float32(0))  # (pairs, L)
+    # Peak to peak about the baseline (0 included: a one-signed segment counts from 0).
+    pp = np.full((n, k_max), -np.inf, np.float32)
+    pp[pj, pk] = np.maximum(segm.max(axis=1), 0) - np.minimum(segm.min(axis=1), 0)
+    best_k = pp.argmax(axis=1)
+    best_ch = tab[idx_n, best_k]
+    pair_of = np.zeros((n, k_max), np.int64)
+    pair_of[pj, pk] = np.arange(len(pj))
+    peak = s0 + np.abs(segm[pair_of[idx_n, best_k]]).argmax(axis=1)
+    # Which channels saw it: their own peak above their own threshold.
+    sdm = _sd_matrix(st, peak)
+    thr = np.maximum(cfg.fasc_threshold_sd * sdm[pc, pj], cfg.fasc_floor_uv)
+    saw = np.zeros((n, k_max), bool)
+    saw[pj, pk] = np.abs(segm).max(axis=1) > thr
+    wave = _gather(st, best_ch, peak - st.half_n, 2 * st.half_n)
+    sd = sdm[best_ch, idx_n]
+    f = waveform_features(wave, sd, st.fs)
+    uniform = np.zeros(n, bool)
+    n_chs = (tab >= 0).sum(axis=1)
+    for k in np.unique(n_chs[n_chs >= 8]):
+        rows = n_chs == k
+        ppk = pp[rows, :k]
+        uniform[rows] = np.percentile(ppk, 25, axis=1) >= 0.5 * ppk.max(axis=1)
+    # Doublets: the window holds the same potential twice (see doublets.py).
+    amp_all = pp[idx_n, best_k]
+    lag = np.zeros(n, np.int64)
+    big = amp_all >= DOUBLET_MIN_PP_SD * 2 * sd
+    if big.any():
+        lag[big], _ = find_doublets(wave[big], sd[big], st.doublet_lags)
+    # Peak to peak within the candidate's own segment: the window around
+    # it may also hold a neighbouring, larger potential.
+    amp64 = amp_all.astype(np.float64)
+    keep = np.flatnonzero(amp64 >= cfg.fasc_min_pp_uv)
+    start = (peak - st.half_n + f["onset"]).tolist()
+    stop = np.maximum(s1, peak - st.half_n + f["last"] + 1).tolist()
+    cols = {
+        k: v.tolist()
+        for k, v in f.items()
+        if k in ("duration_ms", "phases", "turns", "area_uv_ms")
+    }
+    peak_l, best_l, amp_l, uni_l = (
+        peak.tolist(),
+        best_ch.tolist(),
+        amp64.tolist(),
+        uniform.tolist(),
+    )
+    site_l = site_idx.tolist()
+    new = []
+    for j in keep.tolist():
+        chans = tab[j][saw[j]].tolist() or [best_l[j]]
+        rec = {
+            "site_i": site_l[j],
+            "start": start[j],
+            "stop": stop[j],
+            "peak": peak_l[j],
+            "best_ch": best_l[j],
+            "channels": chans,
+            "amplitude_uv": amp_l[j],
+            "duration_ms": cols["duration_ms"][j],
+            "phases": cols["phases"][j],
+            "turns": cols["turns"][j],
+            "area_uv_ms": cols["area_uv_ms"][j],
+            "uniform": uni_l[j],
+            "wave": wave[j],
+            "ecg": False,
+            "ecg_done": False,
+            "doublet": None,
+        }
+        new.append(rec)
+        st.pending.append(rec)
+        st.recent_peaks.append((rec["peak"], rec["site_i"], rec))
+    dbl = [i for i, j in enumerate(keep.tolist()) if lag[j]]
+    if dbl:
+        jj = keep[dbl]
+        parts = _doublet_parts(st, [new[i] for i in dbl], lag[jj], sd[jj])
+        for i, pr in zip(dbl, parts, strict=True):
+            new[i]["doublet"] = pr
     if st.decisions_on and st.cfg.ecg_reject:
         # Cardiac tracking runs as candidates appear, in time order per site.
         for rec in sorted((p for p in st.pending if not p["ecg_done"]), key=lambda p: p["peak"]):

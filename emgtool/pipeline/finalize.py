@@ -15,7 +15,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from emgtool.analysis import Analysis, SiteResult
-from emgtool.events import normalise_events
+from emgtool.events import EVENT_COLUMNS, normalise_events
 from emgtool.pipeline.core import PipelineState, all_exclusions
 from emgtool.pipeline.runs import union_length
 from emgtool.pipeline.store import KINDS
@@ -186,59 +186,84 @@ def _site_names(st: PipelineState) -> list[str]:
     ]
 
 
-def _event_table(st: PipelineState) -> pd.DataFrame:
-    """The events.tsv columns (plus ``_site_i``, ``_no``) from the compact event store."""
+def _event_columns(st: PipelineState) -> dict[str, NDArray]:
+    """The events.tsv columns as numpy arrays, in event-number order, from the compact store.
+
+    Nullable columns are given as values plus a ``<name>_valid`` mask; strings as
+    object arrays whose rows share one string per distinct value.
+    """
     ev = st.events
     n = len(ev)
     fs = st.fs
     col = ev.column
     site_i = col("site_i").astype(np.int64)
     start, stop, peak = col("start"), col("stop"), col("peak")
-    span_ms = (stop - start) / fs * 1e3
     dur_ms = col("duration_ms")
     # Channel labels: one string per distinct (site, channel set), shared by its rows.
-    key = np.column_stack([site_i.astype(np.uint64), col("chmask")])
-    _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    labels = np.array(
-        ["|".join(st.channels[c].label for c in ev.channels_of(int(i))) for i in first],
-        dtype=object,
+    channel = np.zeros(n, object)
+    if n:
+        key = np.column_stack([site_i.astype(np.uint64), col("chmask")])
+        _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        labels = np.array(
+            ["|".join(st.channels[c].label for c in ev.channels_of(int(i))) for i in first],
+            dtype=object,
+        )
+        channel = labels[inv.reshape(-1)]
+        for no, chs in ev.odd_channels.items():
+            channel[no] = "|".join(st.channels[c].label for c in chs)
+    phases, turns = col("phases"), col("turns")
+    return {
+        "onset": start / fs,
+        "duration": (stop - start) / fs,
+        "trial_type": np.array(KINDS, dtype=object)[col("kind")],
+        "sample": start.astype(np.int64),
+        "site": np.array(_site_names(st), dtype=object)[site_i],
+        "side": np.array([side for _, side in st.site_keys], dtype=object)[site_i],
+        "region": np.array(st.site_region, dtype=object)[site_i],
+        "channel": channel,
+        "amplitude_uv": col("amplitude_uv"),
+        "duration_ms": np.where(np.isnan(dur_ms), (stop - start) / fs * 1e3, dur_ms),
+        "phases": phases,
+        "phases_valid": phases >= 0,
+        "turns": turns,
+        "turns_valid": turns >= 0,
+        "area_uv_ms": col("area_uv_ms"),
+        "discharge": np.full(n, "n/a", dtype=object),
+        "mean_amplitude_uv": col("mean_amplitude_uv"),
+        "peak_s": peak / fs,
+        "reason": np.array(ev.reasons, dtype=object)[col("reason")],
+        "_site_i": site_i,
+    }
+
+
+def _sorted_frame(cols: dict[str, NDArray], is_fasc: NDArray) -> tuple[pd.DataFrame, NDArray]:
+    """The event table in the order of :func:`~emgtool.events.normalise_events`, built once.
+
+    Sorting the numpy columns first (instead of a DataFrame, then copying it)
+    keeps the peak memory of a million-event table low.  Returns the frame and
+    the row order (event numbers).
+    """
+
+    def rank(values: NDArray) -> NDArray:  # string order as integer codes
+        codes, uniq = pd.factorize(values)  # few distinct strings: no per-row copies
+        rank_of = np.empty(len(uniq), np.int64)
+        rank_of[np.argsort(np.asarray(uniq, dtype=str), kind="stable")] = np.arange(len(uniq))
+        return rank_of[codes]
+
+    order = np.lexsort(
+        (rank(cols["trial_type"]), rank(cols["side"]), rank(cols["site"]), cols["sample"])
     )
-    channel = labels[inv.reshape(-1)] if n else np.zeros(0, object)
-    for no, chs in ev.odd_channels.items():
-        channel[no] = "|".join(st.channels[c].label for c in chs)
-
-    def per_site(values):
-        return np.array(values, dtype=object)[site_i] if n else np.zeros(0, object)
-
-    def nullable(values):
-        return _nullable(values, values >= 0)
-
-    return pd.DataFrame(
-        {
-            "onset": start / fs,
-            "duration": (stop - start) / fs,
-            "trial_type": np.array(KINDS, dtype=object)[col("kind")],
-            "sample": start.astype(np.int64),
-            "site": per_site(_site_names(st)),
-            "side": per_site([side for _, side in st.site_keys]),
-            "region": per_site(st.site_region),
-            "channel": channel,
-            "amplitude_uv": col("amplitude_uv").copy(),
-            "duration_ms": np.where(np.isnan(dur_ms), span_ms, dur_ms),
-            "phases": nullable(col("phases")),
-            "turns": nullable(col("turns")),
-            "area_uv_ms": col("area_uv_ms").copy(),
-            "shape": pd.array([pd.NA] * n, dtype="Int64"),
-            "multiplet": pd.array([pd.NA] * n, dtype="Int64"),
-            "pair": pd.array([pd.NA] * n, dtype="boolean"),
-            "discharge": np.full(n, "n/a", dtype=object),
-            "mean_amplitude_uv": col("mean_amplitude_uv").copy(),
-            "peak_s": peak / fs,
-            "reason": np.array(ev.reasons, dtype=object)[col("reason")],
-            "_site_i": site_i,
-            "_no": np.arange(n),
-        }
-    )
+    out = {}
+    for name, (dtype, *_r) in EVENT_COLUMNS.items():
+        # Each column is dropped from ``cols`` once permuted: one copy alive at a time.
+        if name in ("phases", "turns", "shape", "multiplet", "pair"):
+            valid = cols.pop(f"{name}_valid") if name in ("phases", "turns") else is_fasc
+            out[name] = _nullable(cols.pop(name)[order], valid[order], dtype)
+        elif dtype == "string":
+            out[name] = pd.array(cols.pop(name)[order], dtype="str")
+        else:
+            out[name] = cols.pop(name)[order]
+    return pd.DataFrame(out, copy=False), order
 
 
 def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None = None) -> Analysis:
@@ -248,18 +273,19 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
     if st.out:  # decided but not yet handed out (finalize without flush)
         st.events.extend(st.out)
         st.out = []
-    df = _event_table(st)
+    cols = _event_columns(st)
+    n_ev = len(cols["onset"])
     sites: list[SiteResult] = []
     n_sites = len(st.site_keys)
     names = _site_names(st)
-    site_col = df["_site_i"].to_numpy()
-    is_fasc = (df["trial_type"] == "fasciculation").to_numpy()
-    is_ecg = (df["reason"] == "ecg").to_numpy()
-    shape = np.full(len(df), -1, np.int64)
-    mult = np.zeros(len(df), np.int64)
-    pair = np.zeros(len(df), bool)
-    discharge = df["discharge"].to_numpy().copy()
-    peak_s_all = df["peak_s"].to_numpy()
+    site_col = cols["_site_i"]
+    is_fasc = cols["trial_type"] == "fasciculation"
+    is_ecg = cols["reason"] == "ecg"
+    shape = np.full(n_ev, -1, np.int64)
+    mult = np.zeros(n_ev, np.int64)
+    pair = np.zeros(n_ev, bool)
+    discharge = cols["discharge"]
+    peak_s_all = cols["peak_s"]
     block_sd = np.array(st.block_sd) if st.block_sd else None
     for s in range(n_sites):
         site_out = names[s]
@@ -287,13 +313,13 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
             flags.add("flat")
         if block_sd is not None:
             res.noise_uv = float(np.median(block_sd[:, chs]))
-        if len(df):
+        if n_ev:
             on_site = site_col == s
             if st.cfg.ecg_reject and (on_site & is_ecg).any():
                 flags.add("ecg")
             idx = np.flatnonzero(on_site & is_fasc)
             if len(idx):
-                nos = idx  # rows are still in event-number order
+                nos = idx  # event numbers
                 have, waves = st.waveforms[s].lookup(nos)
                 labels = np.full(len(idx), -1, np.int64)
                 labels[have] = cluster_shapes(waves, cfg.max_shapes)
@@ -312,17 +338,15 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
                 res.waveform_event_index = nos[sel]  # event numbers; mapped to rows below
         res.quality = sorted(flags)
         sites.append(res)
-    if len(df):
-        df["shape"] = _nullable(shape, is_fasc)
-        df["multiplet"] = _nullable(mult, is_fasc)
-        df["pair"] = _nullable(pair, is_fasc, "boolean")
-        df["discharge"] = discharge
-        df = normalise_events(df)
-        row_of_no = np.empty(len(df), np.int64)
-        row_of_no[df["_no"].to_numpy()] = np.arange(len(df))
+    df = pd.DataFrame()
+    if n_ev:
+        cols.update(shape=shape, multiplet=mult, pair=pair)
+        df, order = _sorted_frame(cols, is_fasc)
+        del cols
+        row_of_no = np.empty(n_ev, np.int64)
+        row_of_no[order] = np.arange(n_ev)
         for res in sites:
             res.waveform_event_index = row_of_no[np.asarray(res.waveform_event_index, np.int64)]
-        df = df.drop(columns=["_site_i", "_no"])
     warn = []
     if fs < 1000:
         warn.append(
