@@ -1096,6 +1096,34 @@ def _covered_by_sustained(st: PipelineState, s: int, peak: int) -> bool | None:
     return False
 
 
+def _window_any(sorted_keys: NDArray, flags: NDArray, lo_key: NDArray, hi_key: NDArray) -> NDArray:
+    """For each [lo_key, hi_key] (inclusive): is any flag set among keys in it?"""
+    cums = np.r_[0, np.cumsum(flags, dtype=np.int64)]
+    lo = np.searchsorted(sorted_keys, lo_key, side="left")
+    hi = np.searchsorted(sorted_keys, hi_key, side="right")
+    return cums[hi] > cums[lo]
+
+
+def _window_max(
+    sorted_keys: NDArray, values: NDArray, lo_key: NDArray, hi_key: NDArray
+) -> NDArray:
+    """For each [lo_key, hi_key] (inclusive): the largest value among keys in it (-inf if none).
+
+    Windows hold a few candidates, so a loop over offsets is short.
+    """
+    lo = np.searchsorted(sorted_keys, lo_key, side="left")
+    hi = np.searchsorted(sorted_keys, hi_key, side="right")
+    out = np.full(len(lo), -np.inf)
+    for o in range(int((hi - lo).max(initial=0))):
+        idx = lo + o
+        ok = idx < hi
+        out[ok] = np.maximum(out[ok], values[idx[ok]])
+    return out
+
+
+_SITE_KEY = np.int64(2**40)  # site * _SITE_KEY + sample orders candidates by site, then time
+
+
 def _decide(st: PipelineState, final: bool) -> None:
     if not st.pending:
         return
@@ -1106,26 +1134,54 @@ def _decide(st: PipelineState, final: bool) -> None:
     qrs_pre, qrs_post = st.qrs_n
     horizon = st.seg_frontier - st.cm_n - st.max_pot_n - max(qrs_post, st.art_n[0])
     rp = st.recent_peaks
-    peaks_arr = np.array([p for p, _, _ in rp]) if rp else np.zeros(0, int)
-    sites_arr = np.array([s for _, s, _ in rp]) if rp else np.zeros(0, int)
-    amps_arr = np.array([r["amplitude_uv"] for _, _, r in rp]) if rp else np.zeros(0)
+    n_rp = len(rp)
+    peaks_arr = np.fromiter((p for p, _, _ in rp), np.int64, n_rp)
+    sites_arr = np.fromiter((s for _, s, _ in rp), np.int64, n_rp)
+    amps_arr = np.fromiter((r["amplitude_uv"] for _, _, r in rp), np.float64, n_rp)
+    by_time = np.argsort(peaks_arr, kind="stable")
+    t_sorted = peaks_arr[by_time]
     cm_known = st.seg_frontier - st.cm_n - st.max_pot_n
-    # Common-mode flag of every candidate whose neighbourhood is fully segmented.
-    for pk, _s, r in rp:
-        if "cm" in r or (pk > cm_known and not final):
-            continue
-        near = np.abs(peaks_arr - pk) <= st.cm_n
-        r["cm"] = bool(
-            (n_sites >= 2 and len(np.unique(sites_arr[near])) >= cm_need) or r["uniform"]
-        )
-    beat = (
-        np.array([st.ecg_site[s] and (r["ecg"] or r.get("cm", False)) for _, s, r in rp], bool)
-        if rp
-        else np.zeros(0, bool)
+    # Common-mode flag of every candidate whose neighbourhood is fully segmented:
+    # seen at >= cm_need sites within ±cm_n.  Only a window holding that many
+    # candidates can qualify; those few are checked one by one.
+    todo = [i for i, (pk, _s, r) in enumerate(rp) if "cm" not in r and (pk <= cm_known or final)]
+    if todo:
+        pk_t = peaks_arr[todo]
+        lo = np.searchsorted(t_sorted, pk_t - st.cm_n, side="left")
+        hi = np.searchsorted(t_sorted, pk_t + st.cm_n, side="right")
+        s_sorted = sites_arr[by_time]
+        for i, lo_i, hi_i in zip(todo, lo.tolist(), hi.tolist(), strict=True):
+            r = rp[i][2]
+            wide = (
+                n_sites >= 2
+                and hi_i - lo_i >= cm_need
+                and len(set(s_sorted[lo_i:hi_i].tolist())) >= cm_need
+            )
+            r["cm"] = bool(wide or r["uniform"])
+    cm_arr = np.fromiter((r.get("cm", False) for _, _, r in rp), bool, n_rp)
+    ecg_arr = np.fromiter((r["ecg"] for _, _, r in rp), bool, n_rp)
+    beat = st.ecg_site[sites_arr] & (ecg_arr | cm_arr) if n_rp else np.zeros(0, bool)
+    # Neighbourhood tests of every pending candidate at once (they only read rp).
+    n_p = len(st.pending)
+    pk_p = np.fromiter((p["peak"] for p in st.pending), np.int64, n_p)
+    site_p = np.fromiter((p["site_i"] for p in st.pending), np.int64, n_p)
+    key = sites_arr * _SITE_KEY + peaks_arr
+    by_key = np.argsort(key, kind="stable")
+    k_sorted = key[by_key]
+    kp = site_p * _SITE_KEY + pk_p
+    # A phase or ringing of a much larger potential next to it (same site): same potential.
+    ring_max = _window_max(
+        k_sorted, amps_arr[by_key], kp - st.ring_n_samples, kp + st.ring_n_samples
     )
+    # A heart beat (any ECG site) within the QRS window.
+    beat_near = _window_any(t_sorted, beat[by_time], pk_p - qrs_pre, pk_p + qrs_post)
+    # Motion and electrical artefacts ring on for tens of ms at each site they hit.
+    cm_near = _window_any(k_sorted, cm_arr[by_key], kp - st.art_n[1], kp + st.art_n[0])
+    ring_max, beat_near, cm_near = ring_max.tolist(), beat_near.tolist(), cm_near.tolist()
+    clipped = [[(a, b) for a, b, why in spans if why == "clipped"] for spans in st.excl]
     keep = []
     blocked_sites: set = set()
-    for p in st.pending:
+    for i, p in enumerate(st.pending):
         s = p["site_i"]
         if s in blocked_sites:
             keep.append(p)
@@ -1139,30 +1195,17 @@ def _decide(st: PipelineState, final: bool) -> None:
             continue
         if cov:
             continue  # inside sustained activity: not a fasciculation, not counted
-        same = (sites_arr == s) & (np.abs(peaks_arr - p["peak"]) <= st.ring_n_samples)
-        if (amps_arr[same] * RING_RATIO > p["amplitude_uv"]).any():
+        if ring_max[i] * RING_RATIO > p["amplitude_uv"]:
             continue  # a phase or ringing of a much larger potential next to it: same potential
         reason = None
         if cfg.ecg_reject and st.ecg_site[s]:
-            win = (peaks_arr >= p["peak"] - qrs_pre) & (peaks_arr <= p["peak"] + qrs_post)
-            if p["ecg"] or (beat[win] & st.ecg_site[sites_arr[win]]).any():
+            if p["ecg"] or beat_near[i]:
                 reason = "ecg"
+        if reason is None and (p.get("cm", False) or cm_near[i]):
+            reason = "common-mode"
         if reason is None:
-            # Motion and electrical artefacts ring on for tens of ms at each site they hit.
-            win = (
-                (sites_arr == s)
-                & (peaks_arr >= p["peak"] - st.art_n[1])
-                & (peaks_arr <= p["peak"] + st.art_n[0])
-            )
-            if p.get("cm", False) or any(
-                r.get("cm", False) for r in (rp[i][2] for i in np.flatnonzero(win))
-            ):
-                reason = "common-mode"
-        if reason is None:
-            clip = _excluded_mask(
-                st, p["start"], p["stop"], reasons={"clipped"}, chans=[p["best_ch"]]
-            )
-            if clip[p["best_ch"]].any():
+            a, b = p["start"], p["stop"]
+            if any(e > a and x < b for x, e in clipped[p["best_ch"]]):
                 reason = "clipped"
         p["kind"] = "fasciculation" if reason is None else "artifact"
         p["reason"] = reason or "n/a"
