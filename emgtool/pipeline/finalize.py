@@ -141,16 +141,17 @@ def _intersect_all(lists: list[list[tuple[float, float]]]) -> list[tuple[float, 
     return cur
 
 
-def _discharge_labels(peaks_s: NDArray, isolated_s: float) -> list[str]:
+def _discharge_codes(peaks_s: NDArray, isolated_s: float) -> NDArray[np.int8]:
+    """0 n/a, 1 isolated (nothing within ``isolated_s`` either side), 2 continual (both sides)."""
     n = len(peaks_s)
+    out = np.zeros(n, np.int8)
     if n == 0:
-        return []
+        return out
     before = np.r_[np.inf, np.diff(peaks_s)]
     after = np.r_[np.diff(peaks_s), np.inf]
-    out = np.full(n, "n/a", dtype=object)
-    out[(before > isolated_s) & (after > isolated_s)] = "isolated"
-    out[(before <= isolated_s) & (after <= isolated_s)] = "continual"
-    return list(out)
+    out[(before > isolated_s) & (after > isolated_s)] = 1
+    out[(before <= isolated_s) & (after <= isolated_s)] = 2
+    return out
 
 
 def _multiplets(peaks_s: NDArray, shapes: NDArray, doublet_s: float, pair_s: tuple) -> tuple:
@@ -186,84 +187,104 @@ def _site_names(st: PipelineState) -> list[str]:
     ]
 
 
-def _event_columns(st: PipelineState) -> dict[str, NDArray]:
-    """The events.tsv columns as numpy arrays, in event-number order, from the compact store.
+_DISCHARGE = np.array(["n/a", "isolated", "continual"], dtype=object)
 
-    Nullable columns are given as values plus a ``<name>_valid`` mask; strings as
-    object arrays whose rows share one string per distinct value.
-    """
+
+def _channel_labels(st: PipelineState) -> NDArray:
+    """Channel column of every event (event-number order), one shared string per channel set."""
     ev = st.events
     n = len(ev)
-    fs = st.fs
-    col = ev.column
-    site_i = col("site_i").astype(np.int64)
-    start, stop, peak = col("start"), col("stop"), col("peak")
-    dur_ms = col("duration_ms")
-    # Channel labels: one string per distinct (site, channel set), shared by its rows.
-    channel = np.zeros(n, object)
-    if n:
-        key = np.column_stack([site_i.astype(np.uint64), col("chmask")])
-        _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        labels = np.array(
-            ["|".join(st.channels[c].label for c in ev.channels_of(int(i))) for i in first],
-            dtype=object,
-        )
-        channel = labels[inv.reshape(-1)]
-        for no, chs in ev.odd_channels.items():
-            channel[no] = "|".join(st.channels[c].label for c in chs)
-    phases, turns = col("phases"), col("turns")
-    return {
-        "onset": start / fs,
-        "duration": (stop - start) / fs,
-        "trial_type": np.array(KINDS, dtype=object)[col("kind")],
-        "sample": start.astype(np.int64),
-        "site": np.array(_site_names(st), dtype=object)[site_i],
-        "side": np.array([side for _, side in st.site_keys], dtype=object)[site_i],
-        "region": np.array(st.site_region, dtype=object)[site_i],
-        "channel": channel,
-        "amplitude_uv": col("amplitude_uv"),
-        "duration_ms": np.where(np.isnan(dur_ms), (stop - start) / fs * 1e3, dur_ms),
-        "phases": phases,
-        "phases_valid": phases >= 0,
-        "turns": turns,
-        "turns_valid": turns >= 0,
-        "area_uv_ms": col("area_uv_ms"),
-        "discharge": np.full(n, "n/a", dtype=object),
-        "mean_amplitude_uv": col("mean_amplitude_uv"),
-        "peak_s": peak / fs,
-        "reason": np.array(ev.reasons, dtype=object)[col("reason")],
-        "_site_i": site_i,
-    }
-
-
-def _sorted_frame(cols: dict[str, NDArray], is_fasc: NDArray) -> tuple[pd.DataFrame, NDArray]:
-    """The event table in the order of :func:`~emgtool.events.normalise_events`, built once.
-
-    Sorting the numpy columns first (instead of a DataFrame, then copying it)
-    keeps the peak memory of a million-event table low.  Returns the frame and
-    the row order (event numbers).
-    """
-
-    def rank(values: NDArray) -> NDArray:  # string order as integer codes
-        codes, uniq = pd.factorize(values)  # few distinct strings: no per-row copies
-        rank_of = np.empty(len(uniq), np.int64)
-        rank_of[np.argsort(np.asarray(uniq, dtype=str), kind="stable")] = np.arange(len(uniq))
-        return rank_of[codes]
-
-    order = np.lexsort(
-        (rank(cols["trial_type"]), rank(cols["side"]), rank(cols["site"]), cols["sample"])
+    if n == 0:
+        return np.zeros(0, object)
+    key = np.column_stack([ev.column("site_i").astype(np.uint64), ev.column("chmask")])
+    _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    labels = np.array(
+        ["|".join(st.channels[c].label for c in ev.channels_of(int(i))) for i in first],
+        dtype=object,
     )
+    channel = labels[inv.reshape(-1)]
+    for no, chs in ev.odd_channels.items():
+        channel[no] = "|".join(st.channels[c].label for c in chs)
+    return channel
+
+
+def _row_order(st: PipelineState) -> NDArray:
+    """Event numbers in the row order of :func:`~emgtool.events.normalise_events`.
+
+    That is by sample, site, side and trial_type (as strings), stably; ranks of
+    the few distinct strings stand in for the strings.
+    """
+    ev = st.events
+
+    def rank(strings: list[str]) -> NDArray:  # equal strings share a rank
+        _, inv = np.unique(np.array(strings, dtype=str), return_inverse=True)
+        return inv.reshape(-1)
+
+    site_i = ev.column("site_i")
+    return np.lexsort(
+        (
+            rank(list(KINDS))[ev.column("kind")],
+            rank([side for _, side in st.site_keys])[site_i],
+            rank(_site_names(st))[site_i],
+            ev.column("start"),
+        )
+    )
+
+
+def _event_frame(st: PipelineState, order: NDArray, per_event: dict[str, NDArray]) -> pd.DataFrame:
+    """The event table (events.tsv columns), rows in ``order``, built column by column.
+
+    Every column is made from the compact store already permuted, and the
+    DataFrame takes the arrays without consolidating them, so a million-event
+    table costs little more than its own size.  ``per_event`` holds what
+    finalize worked out per event (``shape``, ``multiplet``, ``pair``,
+    ``discharge`` codes and ``is_fasc``), in event-number order.
+    """
+    ev = st.events
+    fs = st.fs
+
+    def col(name):
+        return ev.column(name)[order]
+
+    site_i = col("site_i")
+    start, stop = col("start"), col("stop")
+    is_fasc = per_event["is_fasc"][order]
     out = {}
     for name, (dtype, *_r) in EVENT_COLUMNS.items():
-        # Each column is dropped from ``cols`` once permuted: one copy alive at a time.
-        if name in ("phases", "turns", "shape", "multiplet", "pair"):
-            valid = cols.pop(f"{name}_valid") if name in ("phases", "turns") else is_fasc
-            out[name] = _nullable(cols.pop(name)[order], valid[order], dtype)
-        elif dtype == "string":
-            out[name] = pd.array(cols.pop(name)[order], dtype="str")
-        else:
-            out[name] = cols.pop(name)[order]
-    return pd.DataFrame(out, copy=False), order
+        if name == "onset":
+            v = start / fs
+        elif name == "duration":
+            v = (stop - start) / fs
+        elif name == "trial_type":
+            v = np.array(KINDS, dtype=object)[col("kind")]
+        elif name == "sample":
+            v = start.astype(np.int64)
+        elif name == "site":
+            v = np.array(_site_names(st), dtype=object)[site_i]
+        elif name == "side":
+            v = np.array([side for _, side in st.site_keys], dtype=object)[site_i]
+        elif name == "region":
+            v = np.array(st.site_region, dtype=object)[site_i]
+        elif name == "channel":
+            v = _channel_labels(st)[order]
+        elif name == "duration_ms":
+            d = col("duration_ms")
+            v = np.where(np.isnan(d), (stop - start) / fs * 1e3, d)
+        elif name in ("phases", "turns"):
+            x = col(name)
+            v = _nullable(x, x >= 0, dtype)
+        elif name in ("shape", "multiplet", "pair"):
+            v = _nullable(per_event[name][order], is_fasc, dtype)
+        elif name == "discharge":
+            v = _DISCHARGE[per_event["discharge"][order]]
+        elif name == "peak_s":
+            v = col("peak") / fs
+        elif name == "reason":
+            v = np.array(ev.reasons, dtype=object)[col("reason")]
+        else:  # amplitude_uv, area_uv_ms, mean_amplitude_uv
+            v = col(name)
+        out[name] = pd.array(v, dtype="str") if dtype == "string" else v
+    return pd.DataFrame(out, copy=False)
 
 
 def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None = None) -> Analysis:
@@ -273,19 +294,18 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
     if st.out:  # decided but not yet handed out (finalize without flush)
         st.events.extend(st.out)
         st.out = []
-    cols = _event_columns(st)
-    n_ev = len(cols["onset"])
+    ev = st.events
+    n_ev = len(ev)
     sites: list[SiteResult] = []
     n_sites = len(st.site_keys)
     names = _site_names(st)
-    site_col = cols["_site_i"]
-    is_fasc = cols["trial_type"] == "fasciculation"
-    is_ecg = cols["reason"] == "ecg"
-    shape = np.full(n_ev, -1, np.int64)
-    mult = np.zeros(n_ev, np.int64)
+    site_col = ev.column("site_i")
+    is_fasc = ev.column("kind") == KINDS.index("fasciculation")
+    is_ecg = ev.column("reason") == (ev.reasons.index("ecg") if "ecg" in ev.reasons else -1)
+    shape = np.full(n_ev, -1, np.int32)
+    mult = np.zeros(n_ev, np.int32)
     pair = np.zeros(n_ev, bool)
-    discharge = cols["discharge"]
-    peak_s_all = cols["peak_s"]
+    discharge = np.zeros(n_ev, np.int8)  # codes into _DISCHARGE
     block_sd = np.array(st.block_sd) if st.block_sd else None
     for s in range(n_sites):
         site_out = names[s]
@@ -323,7 +343,7 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
                 have, waves = st.waveforms[s].lookup(nos)
                 labels = np.full(len(idx), -1, np.int64)
                 labels[have] = cluster_shapes(waves, cfg.max_shapes)
-                peaks_s = peak_s_all[idx]
+                peaks_s = ev.column("peak")[idx] / fs
                 m, pr = _multiplets(
                     peaks_s,
                     labels,
@@ -331,7 +351,7 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
                     (cfg.pair_ms[0] / 1e3, cfg.pair_ms[1] / 1e3),
                 )
                 shape[idx], mult[idx], pair[idx] = labels, m, pr
-                discharge[idx] = _discharge_labels(peaks_s, cfg.isolated_ms / 1e3)
+                discharge[idx] = _discharge_codes(peaks_s, cfg.isolated_ms / 1e3)
                 # Keep up to 300 representative waveforms for the report.
                 sel = np.flatnonzero(have)[:300]
                 res.waveforms = waves[: len(sel)].astype(np.float32)
@@ -340,9 +360,9 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
         sites.append(res)
     df = pd.DataFrame()
     if n_ev:
-        cols.update(shape=shape, multiplet=mult, pair=pair)
-        df, order = _sorted_frame(cols, is_fasc)
-        del cols
+        order = _row_order(st)
+        per_event = dict(shape=shape, multiplet=mult, pair=pair, discharge=discharge)
+        df = _event_frame(st, order, {**per_event, "is_fasc": is_fasc})
         row_of_no = np.empty(n_ev, np.int64)
         row_of_no[order] = np.arange(n_ev)
         for res in sites:
