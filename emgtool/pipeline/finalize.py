@@ -25,6 +25,23 @@ __all__ = ["finalize", "cluster_shapes"]
 MAX_CLUSTER_FIT = 1000  # waveforms used to fit the clusters (the rest are assigned)
 
 
+_CONTROLLER = None
+
+
+def _one_thread():
+    """Limit BLAS/OpenMP pools to one thread (a context manager).
+
+    One controller is reused: building it inspects every loaded native library,
+    which costs ~10 ms per call, twice per site.
+    """
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1)
+
+
 def cluster_shapes(waves: NDArray, max_shapes: int, seed: int = 0) -> NDArray[np.int64]:
     """Shape cluster of each waveform (rows aligned on their peak).
 
@@ -39,8 +56,6 @@ def cluster_shapes(waves: NDArray, max_shapes: int, seed: int = 0) -> NDArray[np
         return np.zeros(0, np.int64)
     if n < 4:
         return np.zeros(n, np.int64)
-    from threadpoolctl import threadpool_limits
-
     x = np.asarray(waves, np.float64)
     rng = np.random.default_rng(seed)
     fit_idx = (
@@ -49,10 +64,10 @@ def cluster_shapes(waves: NDArray, max_shapes: int, seed: int = 0) -> NDArray[np
         else np.arange(n)
     )
     n_comp = int(min(4, x.shape[1], len(fit_idx) - 1))
-    with threadpool_limits(1):
+    with _one_thread():
         pca = PCA(n_components=n_comp, random_state=seed).fit(x[fit_idx])
         z = pca.transform(x)
-    with threadpool_limits(1):  # tiny matrices: thread start-up costs more than it saves
+    with _one_thread():  # tiny matrices: thread start-up costs more than it saves
         return _fit_predict(x, z, fit_idx, max_shapes, seed)
 
 
@@ -87,8 +102,10 @@ def _fit_predict(x, z, fit_idx, max_shapes, seed):
     return remap[labels].astype(np.int64)
 
 
-def _intervals_for_site(st: PipelineState, s: int) -> dict[str, list[tuple[float, float]]]:
-    """Excluded time spans (s) of site ``s`` by reason."""
+def _intervals_for_site(
+    st: PipelineState, s: int, block_sd: NDArray | None = None
+) -> dict[str, list[tuple[float, float]]]:
+    """Excluded time spans (s) of site ``s`` by reason (``block_sd``: ``st.block_sd`` as an array)."""
     fs = st.fs
     out: dict[str, list] = {"warmup": [(0.0, min(st.warmup_n, st.pos) / fs)]}
     chs = st.site_chs[s]
@@ -120,8 +137,10 @@ def _intervals_for_site(st: PipelineState, s: int) -> dict[str, list[tuple[float
         )
     # Blocks in which every channel of the site is flat.
     flat = []
-    for blk, sd in enumerate(st.block_sd):
-        if (sd[chs] < st.cfg.flat_uv).all():
+    if block_sd is None and st.block_sd:
+        block_sd = np.array(st.block_sd)
+    if block_sd is not None:
+        for blk in np.flatnonzero((block_sd[:, chs] < st.cfg.flat_uv).all(axis=1)).tolist():
             flat.append((blk * st.block_n / fs, min((blk + 1) * st.block_n, st.pos) / fs))
     if flat:
         out["flat"] = flat
@@ -311,7 +330,7 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
         site_out = names[s]
         side = st.site_keys[s][1]
         chs = st.site_chs[s]
-        excl = _intervals_for_site(st, s)
+        excl = _intervals_for_site(st, s, block_sd)
         total = st.pos / fs
         excluded = union_length([iv for v in excl.values() for iv in v])
         res = SiteResult(
