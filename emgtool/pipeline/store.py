@@ -50,6 +50,9 @@ _FLOAT_DEFAULT = ("amplitude_uv", "duration_ms", "area_uv_ms", "mean_amplitude_u
 _INT_DEFAULT = ("phases", "turns")
 
 
+BLOCK_ROWS = 65536  # rows per storage block (~4.5 MB): growth never copies what is stored
+
+
 @dataclass
 class EventStore:
     """Decided events of one recording as numpy columns grown in blocks.
@@ -58,34 +61,56 @@ class EventStore:
     channels are stored as a bit mask over its site's channels.  Channel lists
     that a mask cannot hold (a site of more than 64 channels, or an order
     other than the site's) are kept aside, keyed by event number.
+
+    Rows are appended into fixed-size blocks, so memory is the rows stored
+    plus at most one partly filled block (doubling an array would copy it and
+    leave up to half of it unused).  :meth:`column` joins the blocks once.
     """
 
     site_chs: list
     n: int = 0
-    cols: dict = field(default_factory=dict)
+    blocks: list = field(default_factory=list)  # [{name: array}], all but the last full
     reasons: list = field(default_factory=lambda: ["n/a"])
     odd_channels: dict = field(default_factory=dict)  # event number -> channel list
 
     def __post_init__(self) -> None:
-        self.cols = {k: np.zeros(0, t) for k, t in _COLUMNS.items()}
         self._pos = [{int(c): i for i, c in enumerate(chs)} for chs in self.site_chs]
+        self._room = 0  # free rows in the last block
 
     def __len__(self) -> int:
         return self.n
 
     def column(self, name: str) -> NDArray:
-        """The first ``len(self)`` values of a column (a view)."""
-        return self.cols[name][: self.n]
+        """All ``len(self)`` values of a column (a view of the joined blocks)."""
+        if len(self.blocks) > 1:
+            used = self.n
+            joined = {}
+            for k in _COLUMNS:
+                joined[k] = np.concatenate([blk[k] for blk in self.blocks])[:used]
+                for blk in self.blocks:  # free each column's blocks as soon as joined
+                    blk[k] = None
+            self.blocks = [joined]
+            self._room = 0
+        if not self.blocks:
+            return np.zeros(0, _COLUMNS[name])
+        return self.blocks[0][name][: self.n]
 
-    def _reserve(self, k: int) -> None:
-        cap = len(self.cols["start"])
-        if self.n + k <= cap:
-            return
-        new_cap = max(1024, 2 * cap, self.n + k)
-        for name, a in self.cols.items():
-            b = np.empty(new_cap, a.dtype)
-            b[: self.n] = a[: self.n]
-            self.cols[name] = b
+    def _rows(self, k: int) -> list[tuple[dict, slice, int]]:
+        """Where the next ``k`` rows go: (block, slice in it, offset in the new rows)."""
+        out = []
+        done = 0
+        while done < k:
+            if self._room == 0:
+                self.blocks.append({name: np.zeros(BLOCK_ROWS, t) for name, t in _COLUMNS.items()})
+                self._room = BLOCK_ROWS
+            blk = self.blocks[-1]
+            size = len(blk["start"])
+            take = min(self._room, k - done)
+            first = size - self._room
+            out.append((blk, slice(first, first + take), done))
+            self._room -= take
+            done += take
+        return out
 
     def _reason_code(self, reason: str) -> int:
         try:
@@ -99,17 +124,18 @@ class EventStore:
         k = len(events)
         if k == 0:
             return
-        self._reserve(k)
-        sl = slice(self.n, self.n + k)
-        c = self.cols
-        for name in ("start", "stop", "peak", "site_i"):
-            c[name][sl] = [e[name] for e in events]
-        c["kind"][sl] = [KINDS.index(e["kind"]) for e in events]
-        c["reason"][sl] = [self._reason_code(e.get("reason", "n/a")) for e in events]
+        vals = {
+            "start": [e["start"] for e in events],
+            "stop": [e["stop"] for e in events],
+            "peak": [e["peak"] for e in events],
+            "site_i": [e["site_i"] for e in events],
+            "kind": [KINDS.index(e["kind"]) for e in events],
+            "reason": [self._reason_code(e.get("reason", "n/a")) for e in events],
+        }
         for name in _FLOAT_DEFAULT:
-            c[name][sl] = [e.get(name, np.nan) for e in events]
+            vals[name] = [e.get(name, np.nan) for e in events]
         for name in _INT_DEFAULT:
-            c[name][sl] = [e.get(name, -1) for e in events]
+            vals[name] = [e.get(name, -1) for e in events]
         masks = np.zeros(k, np.uint64)
         for j, e in enumerate(events):
             pos = self._pos[e["site_i"]]
@@ -118,15 +144,19 @@ class EventStore:
                 masks[j] = sum(1 << i for i in idx)
             else:
                 self.odd_channels[self.n + j] = [int(ch) for ch in e["channels"]]
-        c["chmask"][sl] = masks
+        arrays = {name: np.asarray(v, _COLUMNS[name]) for name, v in vals.items()}
+        arrays["chmask"] = masks
+        for blk, sl, off in self._rows(k):
+            for name, v in arrays.items():
+                blk[name][sl] = v[off : off + sl.stop - sl.start]
         self.n += k
 
     def channels_of(self, no: int) -> list[int]:
         """Channel indices of event number ``no``."""
         if no in self.odd_channels:
             return list(self.odd_channels[no])
-        m = int(self.cols["chmask"][no])
-        chs = self.site_chs[int(self.cols["site_i"][no])]
+        m = int(self.column("chmask")[no])
+        chs = self.site_chs[int(self.column("site_i")[no])]
         return [int(chs[i]) for i in range(min(64, len(chs))) if m >> i & 1]
 
 

@@ -44,7 +44,10 @@ def _event(site, start, channels, kind="fasciculation", **kw):
             "channels": channels, **kw}  # fmt: skip
 
 
-def test_event_store_round_trip_and_growth():
+def test_event_store_round_trip_and_growth(monkeypatch):
+    import emgtool.pipeline.store as store
+
+    monkeypatch.setattr(store, "BLOCK_ROWS", 700)  # several blocks, and a join in between
     big_site = np.arange(2, 72)  # 70 channels: more than a 64-bit mask holds
     es = EventStore(site_chs=[np.array([0, 1]), big_site])
     evs = [_event(0, 10 * i, [0, 1] if i % 2 else [1], amplitude_uv=float(i)) for i in range(3000)]
@@ -52,7 +55,9 @@ def test_event_store_round_trip_and_growth():
     evs.append(_event(0, 7, [1, 0], kind="artifact"))  # not in site order: kept as given
     evs.append(_event(0, 9, [0], kind="cramp", amplitude_uv=3.0, mean_amplitude_uv=2.0, phases=4))
     es.extend(evs[:1000])
+    assert es.column("start")[999] == evs[999]["start"] and len(es.blocks) == 1  # joined
     es.extend(evs[1000:])
+    assert len(es.blocks) > 1
     assert len(es) == len(evs)
     for no in (0, 1, 2999, 3000, 3001, 3002):
         assert es.channels_of(no) == evs[no]["channels"]
