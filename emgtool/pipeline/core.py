@@ -41,6 +41,7 @@ from emgtool.pipeline.doublets import comb_inverse, find_doublets
 from emgtool.pipeline.ecg import ECG_SITES, CardiacTracker, bootstrap, classify
 from emgtool.pipeline.features import waveform_features
 from emgtool.pipeline.runs import find_runs
+from emgtool.pipeline.store import EventStore, WaveStore
 from emgtool.recording import Channel, Recording
 
 __all__ = ["PipelineState", "init_state", "step", "flush", "site_groups"]
@@ -100,6 +101,7 @@ class PipelineState:
     site_region: list
     site_of_ch: NDArray
     site_chs: list  # channel indices per site
+    site_ch_table: NDArray  # (n_sites, max channels per site), -1 padded
     ecg_site: NDArray  # bool per site
     # sample constants
     block_n: int
@@ -173,10 +175,21 @@ class PipelineState:
     trackers: list = field(default_factory=list)
     decisions_on: bool = False
     # output
-    out: list = field(default_factory=list)  # emitted event dicts (all so far)
-    waveforms: list = field(default_factory=list)  # per site list of (event_no, waveform)
+    out: list = field(default_factory=list)  # event dicts decided during the current call
+    events: EventStore | None = None  # every event decided so far (compact columns)
+    waveforms: list = field(default_factory=list)  # per site WaveStore (for shape clustering)
     emitted: list = field(default_factory=list)  # per site, peaks of the last fasciculations
     flushed: bool = False
+
+
+def _site_table(site_of_ch: NDArray, n_sites: int) -> NDArray:
+    """(n_sites, k_max) channel indices of each site in order, padded with -1."""
+    k_max = max([int((site_of_ch == s).sum()) for s in range(n_sites)] + [1])
+    tab = np.full((n_sites, k_max), -1, np.int64)
+    for s in range(n_sites):
+        chs = np.flatnonzero(site_of_ch == s)
+        tab[s, : len(chs)] = chs
+    return tab
 
 
 def init_state(fs: float, channels, config: DetectorConfig | None = None) -> PipelineState:
@@ -199,6 +212,7 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
         site_region=regions,
         site_of_ch=site_of_ch,
         site_chs=[np.flatnonzero(site_of_ch == s) for s in range(n_sites)],
+        site_ch_table=_site_table(site_of_ch, n_sites),
         ecg_site=np.array(
             [k[0] in ECG_SITES or r == "thoracic" for k, r in zip(keys, regions, strict=True)]
         ),
@@ -240,7 +254,8 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
     st.nan_tail = np.zeros(n_ch, bool)
     st.seg_done_until = np.zeros(n_sites, np.int64)
     st.trackers = [CardiacTracker() for _ in range(n_sites)]
-    st.waveforms = [[] for _ in range(n_sites)]
+    st.events = EventStore(site_chs=st.site_chs)
+    st.waveforms = [WaveStore(2 * st.half_n, MAX_WAVEFORMS_PER_SITE) for _ in range(n_sites)]
     st.emitted = [[] for _ in range(n_sites)]
     return st
 
@@ -261,7 +276,6 @@ def step(chunk: Recording, state: PipelineState) -> tuple[list[dict], PipelineSt
         )
     if chunk.n_channels != len(st.channels):
         raise ValueError(f"chunk has {chunk.n_channels} channels, expected {len(st.channels)}")
-    n_before = len(st.out)
     raw = chunk.data
     st.n_in += raw.shape[1]
     if not st.started:
@@ -274,13 +288,12 @@ def step(chunk: Recording, state: PipelineState) -> tuple[list[dict], PipelineSt
                 _process(st, buffered[:, st.probe_n :], final=False)
     else:
         _process(st, raw, final=False)
-    return st.out[n_before:], st
+    return _take_out(st), st
 
 
 def flush(state: PipelineState) -> tuple[list[dict], PipelineState]:
     """Close everything still open at the end of the recording; returns the last events."""
     st = state
-    n_before = len(st.out)
     if not st.started:
         probe = (
             np.concatenate(st.probe, axis=1)
@@ -291,7 +304,15 @@ def flush(state: PipelineState) -> tuple[list[dict], PipelineState]:
     else:
         _process(st, np.zeros((len(st.channels), 0), np.float32), final=True)
     st.flushed = True
-    return st.out[n_before:], st
+    return _take_out(st), st
+
+
+def _take_out(st: PipelineState) -> list[dict]:
+    """The events decided during this call; they move into the compact store (bounded memory)."""
+    evs = st.out
+    st.events.extend(evs)
+    st.out = []
+    return evs
 
 
 # ---------------------------------------------------------------------------- internals
@@ -683,40 +704,57 @@ def _segment(st: PipelineState, final: bool) -> None:
         _measure(st, site_idx, s0, s1)
 
 
-def _doublet_parts(st: PipelineState, rec: dict, lag: int, sd: float) -> list[dict] | None:
-    """The two events of a doublet candidate (decided later, like any candidate).
+def _doublet_parts(
+    st: PipelineState, recs: list[dict], lags: NDArray, sds: NDArray
+) -> list[list[dict] | None]:
+    """The two events of each doublet candidate (decided later, like any candidate).
 
     Both carry the recovered single potential, centred on its peak: the unit's own
-    shape, for features and shape clustering.
+    shape, for features and shape clustering.  ``None`` where that potential is
+    too small to count.  Vectorised over the candidates (one comb inverse per lag).
     """
-    single = comb_inverse(rec["wave"], lag).astype(np.float32)
-    i_pk = int(np.abs(single).argmax())
-    amp1 = float(single.max() - single.min())
-    if amp1 < st.cfg.fasc_min_pp_uv:
-        return None
-    p1 = rec["peak"] - st.half_n + i_pk
-    shift = st.half_n - i_pk
-    centred = np.zeros_like(single)
-    src = single[max(0, -shift) : len(single) - max(0, shift)]
-    centred[max(0, shift) : max(0, shift) + len(src)] = src
-    f1 = waveform_features(centred[None], np.array([sd]), st.fs)
-    parts = []
-    for pk in (p1, p1 + lag):
-        part = dict(rec)
-        part.update(
-            start=int(pk - st.half_n + f1["onset"][0]),
-            stop=int(max(pk + 1, pk - st.half_n + f1["last"][0] + 1)),
-            peak=int(pk),
-            amplitude_uv=amp1,
-            duration_ms=float(f1["duration_ms"][0]),
-            phases=int(f1["phases"][0]),
-            turns=int(f1["turns"][0]),
-            area_uv_ms=float(f1["area_uv_ms"][0]),
-            wave=centred,
-            doublet=None,
-        )
-        parts.append(part)
-    return parts
+    n = len(recs)
+    if n == 0:
+        return []
+    w = np.stack([r["wave"] for r in recs])
+    n_w = w.shape[1]
+    single = np.empty(w.shape, np.float32)
+    for d in np.unique(lags):
+        g = lags == d
+        single[g] = comb_inverse(w[g], int(d)).astype(np.float32)
+    i_pk = np.abs(single).argmax(axis=1)
+    amp1 = (single.max(axis=1) - single.min(axis=1)).astype(np.float64)
+    # Shift each row so that its peak sits at the window's centre (zeros where nothing moves in).
+    src = np.arange(n_w)[None, :] - (st.half_n - i_pk)[:, None]
+    inside = (src >= 0) & (src < n_w)
+    centred = np.where(
+        inside, single[np.arange(n)[:, None], np.clip(src, 0, n_w - 1)], np.float32(0)
+    )
+    f1 = waveform_features(centred, sds, st.fs)
+    p1 = [r["peak"] - st.half_n + int(i) for r, i in zip(recs, i_pk, strict=True)]
+    out: list[list[dict] | None] = []
+    for j, rec in enumerate(recs):
+        if amp1[j] < st.cfg.fasc_min_pp_uv:
+            out.append(None)
+            continue
+        parts = []
+        for pk in (p1[j], p1[j] + int(lags[j])):
+            part = dict(rec)
+            part.update(
+                start=int(pk - st.half_n + f1["onset"][j]),
+                stop=int(max(pk + 1, pk - st.half_n + f1["last"][j] + 1)),
+                peak=int(pk),
+                amplitude_uv=float(amp1[j]),
+                duration_ms=float(f1["duration_ms"][j]),
+                phases=int(f1["phases"][j]),
+                turns=int(f1["turns"][j]),
+                area_uv_ms=float(f1["area_uv_ms"][j]),
+                wave=centred[j],
+                doublet=None,
+            )
+            parts.append(part)
+        out.append(parts)
+    return out
 
 
 def _gather(st: PipelineState, chans: NDArray, starts: NDArray, length: int) -> NDArray:
@@ -728,70 +766,101 @@ def _gather(st: PipelineState, chans: NDArray, starts: NDArray, length: int) -> 
 
 
 def _measure(st, site_idx, s0, s1) -> None:
-    """Features of final candidate segments; queue them for decision."""
+    """Features of final candidate segments (all sites at once); queue them for decision.
+
+    Work is done on (segment, channel) pairs: each segment with every channel of
+    its site, so that sites of different sizes share one set of array operations.
+    Segments come in (site, time) order and are queued in that order.
+    """
     cfg = st.cfg
-    for s in np.unique(site_idx):
-        sel = np.flatnonzero(site_idx == s)
-        chs = st.site_chs[s]
-        st_s, en_s = s0[sel], s1[sel]
-        # Per channel: samples of each segment (gathered only as long as the longest one).
-        L = int(min(st.max_pot_n, max(1, (en_s - st_s).max())))
-        rel = st_s[:, None] - st.buf_start + np.arange(L)[None, :]
-        rel = np.clip(rel, 0, st.buf.shape[1] - 1)
-        seg = st.buf[chs][:, rel]  # (k, n, L)
-        inside = np.arange(L)[None, :] < (en_s - st_s)[:, None]
-        segm = np.where(inside[None], seg, np.float32(0))
-        # Peak to peak about the baseline (0 included: a one-signed segment counts from 0).
-        pp = np.maximum(segm.max(axis=2), 0) - np.minimum(segm.min(axis=2), 0)  # (k, n)
-        best_k = pp.argmax(axis=0)
-        best_ch = chs[best_k]
-        absbest = np.abs(segm[best_k, np.arange(len(sel))])
-        peak = st_s + absbest.argmax(axis=1)
-        # Which channels saw it: their own peak above their own threshold.
-        sdm = _sd_matrix(st, peak)
-        thr_k = np.maximum(cfg.fasc_threshold_sd * sdm[chs], cfg.fasc_floor_uv)
-        saw = np.abs(segm).max(axis=2) > thr_k
-        wave = _gather(st, best_ch, peak - st.half_n, 2 * st.half_n)
-        sd = sdm[best_ch, np.arange(len(peak))]
-        f = waveform_features(wave, sd, st.fs)
-        uniform = np.zeros(len(sel), bool)
-        if len(chs) >= 8:
-            uniform = np.percentile(pp, 25, axis=0) >= 0.5 * pp.max(axis=0)
-        # Doublets: the window holds the same potential twice (see doublets.py).
-        amp_all = pp[best_k, np.arange(len(sel))]
-        lag = np.zeros(len(sel), np.int64)
-        big = amp_all >= DOUBLET_MIN_PP_SD * 2 * sd
-        if big.any():
-            lag[big], _ = find_doublets(wave[big], sd[big], st.doublet_lags)
-        for j in range(len(sel)):
-            # Peak to peak within the candidate's own segment: the window around
-            # it may also hold a neighbouring, larger potential.
-            amp = float(amp_all[j])
-            if amp < cfg.fasc_min_pp_uv:
-                continue
-            rec = {
-                "site_i": int(s),
-                "start": int(peak[j] - st.half_n + f["onset"][j]),
-                "stop": int(max(en_s[j], peak[j] - st.half_n + f["last"][j] + 1)),
-                "peak": int(peak[j]),
-                "best_ch": int(best_ch[j]),
-                "channels": [int(c) for c, v in zip(chs, saw[:, j], strict=True) if v]
-                or [int(best_ch[j])],
-                "amplitude_uv": amp,
-                "duration_ms": float(f["duration_ms"][j]),
-                "phases": int(f["phases"][j]),
-                "turns": int(f["turns"][j]),
-                "area_uv_ms": float(f["area_uv_ms"][j]),
-                "uniform": bool(uniform[j]),
-                "wave": wave[j],
-                "ecg": False,
-                "ecg_done": False,
-                "doublet": None,
-            }
-            if lag[j]:
-                rec["doublet"] = _doublet_parts(st, rec, int(lag[j]), float(sd[j]))
-            st.pending.append(rec)
-            st.recent_peaks.append((rec["peak"], int(s), rec))
+    n = len(s0)
+    idx_n = np.arange(n)
+    tab = st.site_ch_table[site_idx]  # (n, k_max) channel of each site slot, -1 = none
+    pj, pk = np.nonzero(tab >= 0)  # pairs, segment-major, channels in site order
+    pc = tab[pj, pk]
+    k_max = tab.shape[1]
+    # Samples of each segment on each channel (gathered only as long as the longest one).
+    L = int(min(st.max_pot_n, max(1, (s1 - s0).max())))
+    rel = s0[:, None] - st.buf_start + np.arange(L)[None, :]
+    rel = np.clip(rel, 0, st.buf.shape[1] - 1)
+    inside = np.arange(L)[None, :] < (s1 - s0)[:, None]
+    segm = np.where(inside[pj], st.buf[pc[:, None], rel[pj]], np.float32(0))  # (pairs, L)
+    # Peak to peak about the baseline (0 included: a one-signed segment counts from 0).
+    pp = np.full((n, k_max), -np.inf, np.float32)
+    pp[pj, pk] = np.maximum(segm.max(axis=1), 0) - np.minimum(segm.min(axis=1), 0)
+    best_k = pp.argmax(axis=1)
+    best_ch = tab[idx_n, best_k]
+    pair_of = np.zeros((n, k_max), np.int64)
+    pair_of[pj, pk] = np.arange(len(pj))
+    peak = s0 + np.abs(segm[pair_of[idx_n, best_k]]).argmax(axis=1)
+    # Which channels saw it: their own peak above their own threshold.
+    sdm = _sd_matrix(st, peak)
+    thr = np.maximum(cfg.fasc_threshold_sd * sdm[pc, pj], cfg.fasc_floor_uv)
+    saw = np.zeros((n, k_max), bool)
+    saw[pj, pk] = np.abs(segm).max(axis=1) > thr
+    wave = _gather(st, best_ch, peak - st.half_n, 2 * st.half_n)
+    sd = sdm[best_ch, idx_n]
+    f = waveform_features(wave, sd, st.fs)
+    uniform = np.zeros(n, bool)
+    n_chs = (tab >= 0).sum(axis=1)
+    for k in np.unique(n_chs[n_chs >= 8]):
+        rows = n_chs == k
+        ppk = pp[rows, :k]
+        uniform[rows] = np.percentile(ppk, 25, axis=1) >= 0.5 * ppk.max(axis=1)
+    # Doublets: the window holds the same potential twice (see doublets.py).
+    amp_all = pp[idx_n, best_k]
+    lag = np.zeros(n, np.int64)
+    big = amp_all >= DOUBLET_MIN_PP_SD * 2 * sd
+    if big.any():
+        lag[big], _ = find_doublets(wave[big], sd[big], st.doublet_lags)
+    # Peak to peak within the candidate's own segment: the window around
+    # it may also hold a neighbouring, larger potential.
+    amp64 = amp_all.astype(np.float64)
+    keep = np.flatnonzero(amp64 >= cfg.fasc_min_pp_uv)
+    start = (peak - st.half_n + f["onset"]).tolist()
+    stop = np.maximum(s1, peak - st.half_n + f["last"] + 1).tolist()
+    cols = {
+        k: v.tolist()
+        for k, v in f.items()
+        if k in ("duration_ms", "phases", "turns", "area_uv_ms")
+    }
+    peak_l, best_l, amp_l, uni_l = (
+        peak.tolist(),
+        best_ch.tolist(),
+        amp64.tolist(),
+        uniform.tolist(),
+    )
+    site_l = site_idx.tolist()
+    new = []
+    for j in keep.tolist():
+        chans = tab[j][saw[j]].tolist() or [best_l[j]]
+        rec = {
+            "site_i": site_l[j],
+            "start": start[j],
+            "stop": stop[j],
+            "peak": peak_l[j],
+            "best_ch": best_l[j],
+            "channels": chans,
+            "amplitude_uv": amp_l[j],
+            "duration_ms": cols["duration_ms"][j],
+            "phases": cols["phases"][j],
+            "turns": cols["turns"][j],
+            "area_uv_ms": cols["area_uv_ms"][j],
+            "uniform": uni_l[j],
+            "wave": wave[j],
+            "ecg": False,
+            "ecg_done": False,
+            "doublet": None,
+        }
+        new.append(rec)
+        st.pending.append(rec)
+        st.recent_peaks.append((rec["peak"], rec["site_i"], rec))
+    dbl = [i for i, j in enumerate(keep.tolist()) if lag[j]]
+    if dbl:
+        jj = keep[dbl]
+        parts = _doublet_parts(st, [new[i] for i in dbl], lag[jj], sd[jj])
+        for i, pr in zip(dbl, parts, strict=True):
+            new[i]["doublet"] = pr
     if st.decisions_on and st.cfg.ecg_reject:
         # Cardiac tracking runs as candidates appear, in time order per site.
         for rec in sorted((p for p in st.pending if not p["ecg_done"]), key=lambda p: p["peak"]):
@@ -1038,6 +1107,34 @@ def provisional(st: PipelineState) -> list[dict]:
     return out
 
 
+def _window_any(sorted_keys: NDArray, flags: NDArray, lo_key: NDArray, hi_key: NDArray) -> NDArray:
+    """For each [lo_key, hi_key] (inclusive): is any flag set among keys in it?"""
+    cums = np.r_[0, np.cumsum(flags, dtype=np.int64)]
+    lo = np.searchsorted(sorted_keys, lo_key, side="left")
+    hi = np.searchsorted(sorted_keys, hi_key, side="right")
+    return cums[hi] > cums[lo]
+
+
+def _window_max(
+    sorted_keys: NDArray, values: NDArray, lo_key: NDArray, hi_key: NDArray
+) -> NDArray:
+    """For each [lo_key, hi_key] (inclusive): the largest value among keys in it (-inf if none).
+
+    Windows hold a few candidates, so a loop over offsets is short.
+    """
+    lo = np.searchsorted(sorted_keys, lo_key, side="left")
+    hi = np.searchsorted(sorted_keys, hi_key, side="right")
+    out = np.full(len(lo), -np.inf)
+    for o in range(int((hi - lo).max(initial=0))):
+        idx = lo + o
+        ok = idx < hi
+        out[ok] = np.maximum(out[ok], values[idx[ok]])
+    return out
+
+
+_SITE_KEY = np.int64(2**40)  # site * _SITE_KEY + sample orders candidates by site, then time
+
+
 def _decide(st: PipelineState, final: bool) -> None:
     if not st.pending:
         return
@@ -1048,26 +1145,54 @@ def _decide(st: PipelineState, final: bool) -> None:
     qrs_pre, qrs_post = st.qrs_n
     horizon = st.seg_frontier - st.cm_n - st.max_pot_n - max(qrs_post, st.art_n[0])
     rp = st.recent_peaks
-    peaks_arr = np.array([p for p, _, _ in rp]) if rp else np.zeros(0, int)
-    sites_arr = np.array([s for _, s, _ in rp]) if rp else np.zeros(0, int)
-    amps_arr = np.array([r["amplitude_uv"] for _, _, r in rp]) if rp else np.zeros(0)
+    n_rp = len(rp)
+    peaks_arr = np.fromiter((p for p, _, _ in rp), np.int64, n_rp)
+    sites_arr = np.fromiter((s for _, s, _ in rp), np.int64, n_rp)
+    amps_arr = np.fromiter((r["amplitude_uv"] for _, _, r in rp), np.float64, n_rp)
+    by_time = np.argsort(peaks_arr, kind="stable")
+    t_sorted = peaks_arr[by_time]
     cm_known = st.seg_frontier - st.cm_n - st.max_pot_n
-    # Common-mode flag of every candidate whose neighbourhood is fully segmented.
-    for pk, _s, r in rp:
-        if "cm" in r or (pk > cm_known and not final):
-            continue
-        near = np.abs(peaks_arr - pk) <= st.cm_n
-        r["cm"] = bool(
-            (n_sites >= 2 and len(np.unique(sites_arr[near])) >= cm_need) or r["uniform"]
-        )
-    beat = (
-        np.array([st.ecg_site[s] and (r["ecg"] or r.get("cm", False)) for _, s, r in rp], bool)
-        if rp
-        else np.zeros(0, bool)
+    # Common-mode flag of every candidate whose neighbourhood is fully segmented:
+    # seen at >= cm_need sites within ±cm_n.  Only a window holding that many
+    # candidates can qualify; those few are checked one by one.
+    todo = [i for i, (pk, _s, r) in enumerate(rp) if "cm" not in r and (pk <= cm_known or final)]
+    if todo:
+        pk_t = peaks_arr[todo]
+        lo = np.searchsorted(t_sorted, pk_t - st.cm_n, side="left")
+        hi = np.searchsorted(t_sorted, pk_t + st.cm_n, side="right")
+        s_sorted = sites_arr[by_time]
+        for i, lo_i, hi_i in zip(todo, lo.tolist(), hi.tolist(), strict=True):
+            r = rp[i][2]
+            wide = (
+                n_sites >= 2
+                and hi_i - lo_i >= cm_need
+                and len(set(s_sorted[lo_i:hi_i].tolist())) >= cm_need
+            )
+            r["cm"] = bool(wide or r["uniform"])
+    cm_arr = np.fromiter((r.get("cm", False) for _, _, r in rp), bool, n_rp)
+    ecg_arr = np.fromiter((r["ecg"] for _, _, r in rp), bool, n_rp)
+    beat = st.ecg_site[sites_arr] & (ecg_arr | cm_arr) if n_rp else np.zeros(0, bool)
+    # Neighbourhood tests of every pending candidate at once (they only read rp).
+    n_p = len(st.pending)
+    pk_p = np.fromiter((p["peak"] for p in st.pending), np.int64, n_p)
+    site_p = np.fromiter((p["site_i"] for p in st.pending), np.int64, n_p)
+    key = sites_arr * _SITE_KEY + peaks_arr
+    by_key = np.argsort(key, kind="stable")
+    k_sorted = key[by_key]
+    kp = site_p * _SITE_KEY + pk_p
+    # A phase or ringing of a much larger potential next to it (same site): same potential.
+    ring_max = _window_max(
+        k_sorted, amps_arr[by_key], kp - st.ring_n_samples, kp + st.ring_n_samples
     )
+    # A heart beat (any ECG site) within the QRS window.
+    beat_near = _window_any(t_sorted, beat[by_time], pk_p - qrs_pre, pk_p + qrs_post)
+    # Motion and electrical artefacts ring on for tens of ms at each site they hit.
+    cm_near = _window_any(k_sorted, cm_arr[by_key], kp - st.art_n[1], kp + st.art_n[0])
+    ring_max, beat_near, cm_near = ring_max.tolist(), beat_near.tolist(), cm_near.tolist()
+    clipped = [[(a, b) for a, b, why in spans if why == "clipped"] for spans in st.excl]
     keep = []
     blocked_sites: set = set()
-    for p in st.pending:
+    for i, p in enumerate(st.pending):
         s = p["site_i"]
         if s in blocked_sites:
             keep.append(p)
@@ -1081,30 +1206,17 @@ def _decide(st: PipelineState, final: bool) -> None:
             continue
         if cov:
             continue  # inside sustained activity: not a fasciculation, not counted
-        same = (sites_arr == s) & (np.abs(peaks_arr - p["peak"]) <= st.ring_n_samples)
-        if (amps_arr[same] * RING_RATIO > p["amplitude_uv"]).any():
+        if ring_max[i] * RING_RATIO > p["amplitude_uv"]:
             continue  # a phase or ringing of a much larger potential next to it: same potential
         reason = None
         if cfg.ecg_reject and st.ecg_site[s]:
-            win = (peaks_arr >= p["peak"] - qrs_pre) & (peaks_arr <= p["peak"] + qrs_post)
-            if p["ecg"] or (beat[win] & st.ecg_site[sites_arr[win]]).any():
+            if p["ecg"] or beat_near[i]:
                 reason = "ecg"
+        if reason is None and (p.get("cm", False) or cm_near[i]):
+            reason = "common-mode"
         if reason is None:
-            # Motion and electrical artefacts ring on for tens of ms at each site they hit.
-            win = (
-                (sites_arr == s)
-                & (peaks_arr >= p["peak"] - st.art_n[1])
-                & (peaks_arr <= p["peak"] + st.art_n[0])
-            )
-            if p.get("cm", False) or any(
-                r.get("cm", False) for r in (rp[i][2] for i in np.flatnonzero(win))
-            ):
-                reason = "common-mode"
-        if reason is None:
-            clip = _excluded_mask(
-                st, p["start"], p["stop"], reasons={"clipped"}, chans=[p["best_ch"]]
-            )
-            if clip[p["best_ch"]].any():
+            a, b = p["start"], p["stop"]
+            if any(e > a and x < b for x, e in clipped[p["best_ch"]]):
                 reason = "clipped"
         p["kind"] = "fasciculation" if reason is None else "artifact"
         p["reason"] = reason or "n/a"
@@ -1123,9 +1235,7 @@ def _decide(st: PipelineState, final: bool) -> None:
                     continue
                 recent.append(q["peak"])
                 del recent[:-16]
-                if len(st.waveforms[s]) < MAX_WAVEFORMS_PER_SITE:
-                    # float16 keeps 3 significant digits of µV: plenty for shapes, half the memory.
-                    st.waveforms[s].append((len(st.out), q["wave"].astype(np.float16)))
+                st.waveforms[s].add(len(st.events) + len(st.out), q["wave"])
             q.pop("doublet", None)
             q.pop("wave", None)  # decided: the waveform is no longer needed (bounded memory)
             st.out.append(q)

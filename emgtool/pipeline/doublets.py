@@ -35,10 +35,22 @@ TAIL_SD = 20.0  # ... to a mean square below this many noise variances
 
 
 def comb_inverse(w: NDArray, d: int) -> NDArray[np.float64]:
-    """``s`` with ``w = s + s(· - d)`` and ``s = 0`` before the window."""
-    s = np.asarray(w, np.float64).copy()
-    for t in range(d, s.shape[-1]):
-        s[..., t] -= s[..., t - d]
+    """``s`` with ``w = s + s(· - d)`` and ``s = 0`` before the window (along the last axis).
+
+    The recursion ``s[t] = w[t] - s[t - d]`` runs a block of ``d`` samples at
+    a time (a block depends only on the one before it): ~n_window/d array
+    operations instead of a Python step per sample, with the same numbers.
+
+    >>> comb_inverse(np.array([1.0, 1.0, 1.0, 1.0, 1.0]), 2).tolist()
+    [1.0, 1.0, 0.0, 0.0, 1.0]
+    """
+    s = np.array(w, np.float64)
+    n_w = s.shape[-1]
+    if d <= 0:
+        return s
+    for a in range(d, n_w, d):
+        b = min(a + d, n_w)
+        s[..., a:b] -= s[..., a - d : b - d]
     return s
 
 
@@ -68,13 +80,14 @@ def find_doublets(
     lags = np.array([d for d in lags if d < n_w], np.int64)
     if len(lags) == 0:
         return lag_best, ratio_best
-    # All lags at once: s[l, i, t] = w[i, t] - s[l, i, t - lags[l]].
-    s = np.broadcast_to(w, (len(lags), n, n_w)).copy()
-    for t in range(int(lags.min()), n_w):
-        ls = np.flatnonzero(lags <= t)
-        s[ls, :, t] -= s[ls, :, t - lags[ls]]
-    ratio = (s * s).sum(axis=2) / np.maximum(e_w, 1e-12)[None, :]  # (n_lags, n)
-    tail = (s[:, :, -tail_n:] ** 2).mean(axis=2) / np.maximum(var, 1e-12)[None, :]
+    ratio = np.empty((len(lags), n))
+    tail = np.empty((len(lags), n))
+    for i, d in enumerate(lags):
+        s = comb_inverse(w, int(d))
+        ratio[i] = (s * s).sum(axis=1)
+        tail[i] = (s[:, -tail_n:] ** 2).mean(axis=1)
+    ratio /= np.maximum(e_w, 1e-12)[None, :]
+    tail /= np.maximum(var, 1e-12)[None, :]
     score = np.where((ratio < ENERGY_RATIO) & (tail < TAIL_SD), ratio, np.inf)
     best = score.argmin(axis=0)
     ratio_best = score[best, np.arange(n)]

@@ -15,13 +15,31 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from emgtool.analysis import Analysis, SiteResult
-from emgtool.events import normalise_events
+from emgtool.events import EVENT_COLUMNS, normalise_events
 from emgtool.pipeline.core import PipelineState, all_exclusions
 from emgtool.pipeline.runs import union_length
+from emgtool.pipeline.store import KINDS
 
 __all__ = ["finalize", "cluster_shapes"]
 
 MAX_CLUSTER_FIT = 1000  # waveforms used to fit the clusters (the rest are assigned)
+
+
+_CONTROLLER = None
+
+
+def _one_thread():
+    """Limit BLAS/OpenMP pools to one thread (a context manager).
+
+    One controller is reused: building it inspects every loaded native library,
+    which costs ~10 ms per call, twice per site.
+    """
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1)
 
 
 def cluster_shapes(waves: NDArray, max_shapes: int, seed: int = 0) -> NDArray[np.int64]:
@@ -38,8 +56,6 @@ def cluster_shapes(waves: NDArray, max_shapes: int, seed: int = 0) -> NDArray[np
         return np.zeros(0, np.int64)
     if n < 4:
         return np.zeros(n, np.int64)
-    from threadpoolctl import threadpool_limits
-
     x = np.asarray(waves, np.float64)
     rng = np.random.default_rng(seed)
     fit_idx = (
@@ -48,10 +64,10 @@ def cluster_shapes(waves: NDArray, max_shapes: int, seed: int = 0) -> NDArray[np
         else np.arange(n)
     )
     n_comp = int(min(4, x.shape[1], len(fit_idx) - 1))
-    with threadpool_limits(1):
+    with _one_thread():
         pca = PCA(n_components=n_comp, random_state=seed).fit(x[fit_idx])
         z = pca.transform(x)
-    with threadpool_limits(1):  # tiny matrices: thread start-up costs more than it saves
+    with _one_thread():  # tiny matrices: thread start-up costs more than it saves
         return _fit_predict(x, z, fit_idx, max_shapes, seed)
 
 
@@ -86,8 +102,10 @@ def _fit_predict(x, z, fit_idx, max_shapes, seed):
     return remap[labels].astype(np.int64)
 
 
-def _intervals_for_site(st: PipelineState, s: int) -> dict[str, list[tuple[float, float]]]:
-    """Excluded time spans (s) of site ``s`` by reason."""
+def _intervals_for_site(
+    st: PipelineState, s: int, block_sd: NDArray | None = None
+) -> dict[str, list[tuple[float, float]]]:
+    """Excluded time spans (s) of site ``s`` by reason (``block_sd``: ``st.block_sd`` as an array)."""
     fs = st.fs
     out: dict[str, list] = {"warmup": [(0.0, min(st.warmup_n, st.pos) / fs)]}
     chs = st.site_chs[s]
@@ -119,8 +137,10 @@ def _intervals_for_site(st: PipelineState, s: int) -> dict[str, list[tuple[float
         )
     # Blocks in which every channel of the site is flat.
     flat = []
-    for blk, sd in enumerate(st.block_sd):
-        if (sd[chs] < st.cfg.flat_uv).all():
+    if block_sd is None and st.block_sd:
+        block_sd = np.array(st.block_sd)
+    if block_sd is not None:
+        for blk in np.flatnonzero((block_sd[:, chs] < st.cfg.flat_uv).all(axis=1)).tolist():
             flat.append((blk * st.block_n / fs, min((blk + 1) * st.block_n, st.pos) / fs))
     if flat:
         out["flat"] = flat
@@ -140,16 +160,17 @@ def _intersect_all(lists: list[list[tuple[float, float]]]) -> list[tuple[float, 
     return cur
 
 
-def _discharge_labels(peaks_s: NDArray, isolated_s: float) -> list[str]:
+def _discharge_codes(peaks_s: NDArray, isolated_s: float) -> NDArray[np.int8]:
+    """0 n/a, 1 isolated (nothing within ``isolated_s`` either side), 2 continual (both sides)."""
     n = len(peaks_s)
+    out = np.zeros(n, np.int8)
     if n == 0:
-        return []
+        return out
     before = np.r_[np.inf, np.diff(peaks_s)]
     after = np.r_[np.diff(peaks_s), np.inf]
-    out = np.full(n, "n/a", dtype=object)
-    out[(before > isolated_s) & (after > isolated_s)] = "isolated"
-    out[(before <= isolated_s) & (after <= isolated_s)] = "continual"
-    return list(out)
+    out[(before > isolated_s) & (after > isolated_s)] = 1
+    out[(before <= isolated_s) & (after <= isolated_s)] = 2
+    return out
 
 
 def _multiplets(peaks_s: NDArray, shapes: NDArray, doublet_s: float, pair_s: tuple) -> tuple:
@@ -170,55 +191,146 @@ def _multiplets(peaks_s: NDArray, shapes: NDArray, doublet_s: float, pair_s: tup
     return mult, pair
 
 
+def _nullable(values: NDArray, valid: NDArray, dtype: str = "Int64"):
+    """A pandas nullable array: ``values`` where ``valid``, NA elsewhere."""
+    arr = pd.array(
+        np.where(valid, values, 0).astype("bool" if dtype == "boolean" else np.int64), dtype=dtype
+    )
+    arr[~valid] = pd.NA
+    return arr
+
+
+def _site_names(st: PipelineState) -> list[str]:
+    return [
+        site.split(":", 1)[1] if site.startswith("unknown:") else site for site, _ in st.site_keys
+    ]
+
+
+_DISCHARGE = np.array(["n/a", "isolated", "continual"], dtype=object)
+
+
+def _channel_labels(st: PipelineState) -> NDArray:
+    """Channel column of every event (event-number order), one shared string per channel set."""
+    ev = st.events
+    n = len(ev)
+    if n == 0:
+        return np.zeros(0, object)
+    key = np.column_stack([ev.column("site_i").astype(np.uint64), ev.column("chmask")])
+    _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    labels = np.array(
+        ["|".join(st.channels[c].label for c in ev.channels_of(int(i))) for i in first],
+        dtype=object,
+    )
+    channel = labels[inv.reshape(-1)]
+    for no, chs in ev.odd_channels.items():
+        channel[no] = "|".join(st.channels[c].label for c in chs)
+    return channel
+
+
+def _row_order(st: PipelineState) -> NDArray:
+    """Event numbers in the row order of :func:`~emgtool.events.normalise_events`.
+
+    That is by sample, site, side and trial_type (as strings), stably; ranks of
+    the few distinct strings stand in for the strings.
+    """
+    ev = st.events
+
+    def rank(strings: list[str]) -> NDArray:  # equal strings share a rank
+        _, inv = np.unique(np.array(strings, dtype=str), return_inverse=True)
+        return inv.reshape(-1)
+
+    site_i = ev.column("site_i")
+    return np.lexsort(
+        (
+            rank(list(KINDS))[ev.column("kind")],
+            rank([side for _, side in st.site_keys])[site_i],
+            rank(_site_names(st))[site_i],
+            ev.column("start"),
+        )
+    )
+
+
+def _event_frame(st: PipelineState, order: NDArray, per_event: dict[str, NDArray]) -> pd.DataFrame:
+    """The event table (events.tsv columns), rows in ``order``, built column by column.
+
+    Every column is made from the compact store already permuted, and the
+    DataFrame takes the arrays without consolidating them, so a million-event
+    table costs little more than its own size.  ``per_event`` holds what
+    finalize worked out per event (``shape``, ``multiplet``, ``pair``,
+    ``discharge`` codes and ``is_fasc``), in event-number order.
+    """
+    ev = st.events
+    fs = st.fs
+
+    def col(name):
+        return ev.column(name)[order]
+
+    site_i = col("site_i")
+    start, stop = col("start"), col("stop")
+    is_fasc = per_event["is_fasc"][order]
+    out = {}
+    for name, (dtype, *_r) in EVENT_COLUMNS.items():
+        if name == "onset":
+            v = start / fs
+        elif name == "duration":
+            v = (stop - start) / fs
+        elif name == "trial_type":
+            v = np.array(KINDS, dtype=object)[col("kind")]
+        elif name == "sample":
+            v = start.astype(np.int64)
+        elif name == "site":
+            v = np.array(_site_names(st), dtype=object)[site_i]
+        elif name == "side":
+            v = np.array([side for _, side in st.site_keys], dtype=object)[site_i]
+        elif name == "region":
+            v = np.array(st.site_region, dtype=object)[site_i]
+        elif name == "channel":
+            v = _channel_labels(st)[order]
+        elif name == "duration_ms":
+            d = col("duration_ms")
+            v = np.where(np.isnan(d), (stop - start) / fs * 1e3, d)
+        elif name in ("phases", "turns"):
+            x = col(name)
+            v = _nullable(x, x >= 0, dtype)
+        elif name in ("shape", "multiplet", "pair"):
+            v = _nullable(per_event[name][order], is_fasc, dtype)
+        elif name == "discharge":
+            v = _DISCHARGE[per_event["discharge"][order]]
+        elif name == "peak_s":
+            v = col("peak") / fs
+        elif name == "reason":
+            v = np.array(ev.reasons, dtype=object)[col("reason")]
+        else:  # amplitude_uv, area_uv_ms, mean_amplitude_uv
+            v = col(name)
+        out[name] = pd.array(v, dtype="str") if dtype == "string" else v
+    return pd.DataFrame(out, copy=False)
+
+
 def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None = None) -> Analysis:
     """Build the :class:`Analysis` from a flushed pipeline state."""
     fs = st.fs
     cfg = st.cfg
-    rows = []
-    for i, e in enumerate(st.out):
-        s = e["site_i"]
-        site, side = st.site_keys[s]
-        site_out = site.split(":", 1)[1] if site.startswith("unknown:") else site
-        kind = e["kind"]
-        start, stop = e["start"], e["stop"]
-        rows.append(
-            {
-                "onset": start / fs,
-                "duration": (stop - start) / fs,
-                "trial_type": kind,
-                "sample": int(start),
-                "site": site_out,
-                "side": side,
-                "region": st.site_region[s],
-                "channel": "|".join(st.channels[c].label for c in e["channels"]),
-                "amplitude_uv": e.get("amplitude_uv", np.nan),
-                "duration_ms": e.get("duration_ms", (stop - start) / fs * 1e3),
-                "phases": e.get("phases", pd.NA),
-                "turns": e.get("turns", pd.NA),
-                "area_uv_ms": e.get("area_uv_ms", np.nan),
-                "shape": pd.NA,
-                "multiplet": pd.NA,
-                "pair": pd.NA,
-                "discharge": "n/a",
-                "mean_amplitude_uv": e.get("mean_amplitude_uv", np.nan),
-                "peak_s": e["peak"] / fs,
-                "reason": e.get("reason", "n/a"),
-                "_site_i": s,
-                "_no": i,
-            }
-        )
-    df = pd.DataFrame(rows)
+    if st.out:  # decided but not yet handed out (finalize without flush)
+        st.events.extend(st.out)
+        st.out = []
+    ev = st.events
+    n_ev = len(ev)
     sites: list[SiteResult] = []
     n_sites = len(st.site_keys)
-    if len(df):
-        df["shape"] = pd.array([pd.NA] * len(df), dtype="Int64")
-        df["multiplet"] = pd.array([pd.NA] * len(df), dtype="Int64")
-        df["pair"] = pd.array([pd.NA] * len(df), dtype="boolean")
+    names = _site_names(st)
+    site_col = ev.column("site_i")
+    is_fasc = ev.column("kind") == KINDS.index("fasciculation")
+    is_ecg = ev.column("reason") == (ev.reasons.index("ecg") if "ecg" in ev.reasons else -1)
+    shape = np.full(n_ev, -1, np.int32)
+    mult = np.zeros(n_ev, np.int32)
+    pair = np.zeros(n_ev, bool)
+    discharge = np.zeros(n_ev, np.int8)  # codes into _DISCHARGE
+    block_sd = np.array(st.block_sd) if st.block_sd else None
     for s in range(n_sites):
-        site, side = st.site_keys[s]
-        site_out = site.split(":", 1)[1] if site.startswith("unknown:") else site
+        site_out = names[s]
+        side = st.site_keys[s][1]
         chs = st.site_chs[s]
-        excl = _intervals_for_site(st, s)
+        excl = _intervals_for_site(st, s, block_sd)
         total = st.pos / fs
         excluded = union_length([iv for v in excl.values() for iv in v])
         res = SiteResult(
@@ -238,50 +350,42 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
                 flags.add(f"mains:{st.channels[c].label}")
         if excl.get("flat"):
             flags.add("flat")
-        if st.block_sd:
-            sds = np.array(st.block_sd)[:, chs]
-            res.noise_uv = float(np.median(sds))
-        if len(df):
-            fmask = (df["_site_i"] == s) & (df["trial_type"] == "fasciculation")
-            if st.cfg.ecg_reject and ((df["_site_i"] == s) & (df["reason"] == "ecg")).any():
+        if block_sd is not None:
+            res.noise_uv = float(np.median(block_sd[:, chs]))
+        if n_ev:
+            on_site = site_col == s
+            if st.cfg.ecg_reject and (on_site & is_ecg).any():
                 flags.add("ecg")
-            idx = np.flatnonzero(fmask.to_numpy())
+            idx = np.flatnonzero(on_site & is_fasc)
             if len(idx):
-                nos = df["_no"].to_numpy()[idx]
-                wmap = dict(st.waveforms[s])
-                have = np.array([no in wmap for no in nos])
-                waves = (
-                    np.stack([wmap[no] for no in nos[have]]).astype(np.float32)
-                    if have.any()
-                    else np.zeros((0, 2 * st.half_n), np.float32)
-                )
+                nos = idx  # event numbers
+                have, waves = st.waveforms[s].lookup(nos)
                 labels = np.full(len(idx), -1, np.int64)
                 labels[have] = cluster_shapes(waves, cfg.max_shapes)
-                peaks_s = df["peak_s"].to_numpy()[idx]
-                mult, pair = _multiplets(
+                peaks_s = ev.column("peak")[idx] / fs
+                m, pr = _multiplets(
                     peaks_s,
                     labels,
                     cfg.doublet_ms / 1e3,
                     (cfg.pair_ms[0] / 1e3, cfg.pair_ms[1] / 1e3),
                 )
-                df.loc[df.index[idx], "shape"] = labels
-                df.loc[df.index[idx], "multiplet"] = mult
-                df.loc[df.index[idx], "pair"] = pair
-                df.loc[df.index[idx], "discharge"] = _discharge_labels(
-                    peaks_s, cfg.isolated_ms / 1e3
-                )
+                shape[idx], mult[idx], pair[idx] = labels, m, pr
+                discharge[idx] = _discharge_codes(peaks_s, cfg.isolated_ms / 1e3)
                 # Keep up to 300 representative waveforms for the report.
                 sel = np.flatnonzero(have)[:300]
                 res.waveforms = waves[: len(sel)].astype(np.float32)
                 res.waveform_event_index = nos[sel]  # event numbers; mapped to rows below
         res.quality = sorted(flags)
         sites.append(res)
-    if len(df):
-        df = normalise_events(df)
-        row_of_no = pd.Series(np.arange(len(df)), index=df["_no"].to_numpy())
+    df = pd.DataFrame()
+    if n_ev:
+        order = _row_order(st)
+        per_event = dict(shape=shape, multiplet=mult, pair=pair, discharge=discharge)
+        df = _event_frame(st, order, {**per_event, "is_fasc": is_fasc})
+        row_of_no = np.empty(n_ev, np.int64)
+        row_of_no[order] = np.arange(n_ev)
         for res in sites:
-            res.waveform_event_index = row_of_no.loc[res.waveform_event_index].to_numpy()
-        df = df.drop(columns=["_site_i", "_no"])
+            res.waveform_event_index = row_of_no[np.asarray(res.waveform_event_index, np.int64)]
     warn = []
     if fs < 1000:
         warn.append(
