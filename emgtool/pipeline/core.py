@@ -779,25 +779,24 @@ def _measure(st, site_idx, s0, s1) -> None:
     pj, pk = np.nonzero(tab >= 0)  # pairs, segment-major, channels in site order
     pc = tab[pj, pk]
     k_max = tab.shape[1]
-    # Samples of each segment on each channel (gathered only as long as the longest one).
-    L = int(min(st.max_pot_n, max(1, (s1 - s0).max())))
-    rel = s0[:, None] - st.buf_start + np.arange(L)[None, :]
-    rel = np.clip(rel, 0, st.buf.shape[1] - 1)
-    inside = np.arange(L)[None, :] < (s1 - s0)[:, None]
-    segm = np.where(inside[pj], st.buf[pc[:, None], rel[pj]], np.float32(0))  # (pairs, L)
+    # Extremes of each segment on each channel of its site (compiled: no
+    # segments x channels x samples array, which HD grids would make large).
+    lo_s = st.buf_start
+    hi_s = st.buf_start + st.buf.shape[1]
+    a_ = np.clip(s0, lo_s, hi_s)
+    b_ = np.clip(np.minimum(s1, s0 + st.max_pot_n), a_, hi_s)
+    seg_hi, seg_lo, seg_at = _kernels.segment_extrema(st.buf, lo_s, tab, a_, b_)
     # Peak to peak about the baseline (0 included: a one-signed segment counts from 0).
-    pp = np.full((n, k_max), -np.inf, np.float32)
-    pp[pj, pk] = np.maximum(segm.max(axis=1), 0) - np.minimum(segm.min(axis=1), 0)
+    valid = tab >= 0
+    pp = np.where(valid, np.maximum(seg_hi, 0) - np.minimum(seg_lo, 0), -np.inf).astype(np.float32)
     best_k = pp.argmax(axis=1)
     best_ch = tab[idx_n, best_k]
-    pair_of = np.zeros((n, k_max), np.int64)
-    pair_of[pj, pk] = np.arange(len(pj))
-    peak = s0 + np.abs(segm[pair_of[idx_n, best_k]]).argmax(axis=1)
+    peak = a_ + seg_at[idx_n, best_k]
     # Which channels saw it: their own peak above their own threshold.
     sdm = _sd_matrix(st, peak)
     thr = np.maximum(cfg.fasc_threshold_sd * sdm[pc, pj], cfg.fasc_floor_uv)
     saw = np.zeros((n, k_max), bool)
-    saw[pj, pk] = np.abs(segm).max(axis=1) > thr
+    saw[pj, pk] = np.maximum(np.maximum(seg_hi[pj, pk], -seg_lo[pj, pk]), 0) > thr
     wave = _gather(st, best_ch, peak - st.half_n, 2 * st.half_n)
     sd = sdm[best_ch, idx_n]
     f = waveform_features(wave, sd, st.fs)
