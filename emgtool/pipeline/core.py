@@ -156,6 +156,7 @@ class PipelineState:
     ring_coact: NDArray | None = None  # (ring_n,) number of active sites
     run_start: NDArray | None = None  # per site, -1 = none (bin index)
     run_last: NDArray | None = None
+    last_active: NDArray | None = None  # per channel: last active bin (busy bridging)
     sustained: list = field(default_factory=list)  # per site list of [start_bin, stop_bin)
     episode: list = field(
         default_factory=list
@@ -231,6 +232,7 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
     st.ring_coact = np.zeros(st.ring_n, np.int16)
     st.run_start = np.full(n_sites, -1, np.int64)
     st.run_last = np.full(n_sites, -1, np.int64)
+    st.last_active = np.full(n_ch, -(2**40), np.int64)
     st.sustained = [[] for _ in range(n_sites)]
     st.episode = [None] * n_sites
     st.excl = [[] for _ in range(n_ch)]
@@ -881,12 +883,19 @@ def _activity(st: PipelineState, rms: NDArray, final: bool) -> None:
     for s, chs in enumerate(st.site_chs):
         site_active[s] = active[chs].any(axis=0)
         site_rms[s] = np.where(excl[chs], 0, rms[chs]).max(axis=0)
-    # Per-channel active bins per noise block (bins wholly inside one block).
+    # Per-channel busy bins per noise block (bins wholly inside one block).  A bin
+    # is busy when it is active or follows an active bin of its channel by no more
+    # than the run merge gap: weak activity (a cramp's quiet phase) is active only
+    # in some bins, but the same bridging makes it one run of sustained activity,
+    # and its blocks must not feed the noise floor, or the floor climbs into the
+    # cramp within seconds and the rest of it becomes "rest" (causal: only earlier
+    # bins bridge, so the count is the same for any chunking).
+    busy = _bridge_active(st, active, b0)
     blk_first = bin_start // st.block_n
     inside = blk_first == (bin_start + st.bin_n - 1) // st.block_n
     for blk in np.unique(blk_first[inside]):
         sel = inside & (blk_first == blk)
-        st.block_active[int(blk)] = st.block_active.get(int(blk), 0) + active[:, sel].sum(axis=1)
+        st.block_active[int(blk)] = st.block_active.get(int(blk), 0) + busy[:, sel].sum(axis=1)
         st.block_bins[int(blk)] = st.block_bins.get(int(blk), 0) + int(sel.sum())
     coact = site_active.sum(axis=0).astype(np.int16)
     ring_idx = (b0 + np.arange(nb)) % st.ring_n
@@ -915,6 +924,17 @@ def _activity(st: PipelineState, rms: NDArray, final: bool) -> None:
             else:
                 st.run_start[s], st.run_last[s] = run_s, run_l
     _close_runs(st, final=final)
+
+
+def _bridge_active(st: PipelineState, active: NDArray, b0: int) -> NDArray:
+    """(n_ch, nb) active bins plus the bins up to ``merge_bins`` after an active one."""
+    n_ch, nb = active.shape
+    idx = np.arange(nb, dtype=np.int64) + b0
+    # Index of the latest active bin at or before each bin (carried across chunks).
+    last = np.where(active, idx[None, :], st.last_active[:, None])
+    last = np.maximum.accumulate(last, axis=1)
+    st.last_active = last[:, -1].copy()
+    return (idx[None, :] - last) <= st.merge_bins
 
 
 def _close_runs(st: PipelineState, final: bool) -> None:
