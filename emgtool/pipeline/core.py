@@ -958,7 +958,7 @@ def _close_runs(st: PipelineState, final: bool) -> None:
         if ep is not None and (
             final or (st.run_start[s] < 0 and ep[1] + st.episode_bins < st.n_bins)
         ):
-            _emit_episode(st, s, ep[0], ep[1])
+            _emit_episode(st, s, *ep)
             st.episode[s] = None
 
 
@@ -1022,18 +1022,21 @@ def _finish_run(
     if ep is not None and (
         first_bin - ep[1] <= st.episode_bins or _mostly_excluded(st, s, ep[1], first_bin)
     ):
-        ep[1] = last_bin + 1
+        ep[1] = ep[3] = last_bin + 1
         st.sustained[s][-1] = (ep[0], ep[1])
         st.short_chain[s] = -(2**40), -(2**40)
         return
     if ep is not None:
-        _emit_episode(st, s, ep[0], ep[1])
+        _emit_episode(st, s, *ep)
+    core = first_bin
     if 0 <= first_bin - st.short_chain[s, 1] <= brief:
         first_bin = int(st.short_chain[s, 0])  # the sparse discharges that led into it
         if st.sustained[s] and st.sustained[s][-1][1] > first_bin:
             first_bin = st.sustained[s][-1][1]  # never back into the previous episode
     st.short_chain[s] = -(2**40), -(2**40)
-    st.episode[s] = [first_bin, last_bin + 1]
+    # [start, stop, core start, core stop]: the core (sustained runs, without the
+    # chained sparse edges) is what must last cramp_min_s.
+    st.episode[s] = [first_bin, last_bin + 1, core, last_bin + 1]
     st.sustained[s].append((first_bin, last_bin + 1))
 
 
@@ -1055,11 +1058,25 @@ def _mostly_excluded(st: PipelineState, s: int, b0: int, b1: int) -> bool:
     return bool(out.mean() >= 0.5)
 
 
-def _emit_episode(st: PipelineState, s: int, first_bin: int, stop_bin: int) -> None:
-    """Classify a finished episode of sustained activity as cramp or voluntary."""
+def _emit_episode(
+    st: PipelineState,
+    s: int,
+    first_bin: int,
+    stop_bin: int,
+    core_first: int | None = None,
+    core_stop: int | None = None,
+) -> None:
+    """Classify a finished episode of sustained activity as cramp or voluntary.
+
+    The duration that must reach ``cramp_min_s`` is the core's (its sustained
+    runs): the sparse discharges chained to its edges set onset and offset but
+    do not make a short voluntary burst long enough to be a cramp.
+    """
     last_bin = stop_bin - 1
     cfg = st.cfg
-    dur_s = (last_bin + 1 - first_bin) * st.bin_n / st.fs
+    core_first = first_bin if core_first is None else core_first
+    core_stop = stop_bin if core_stop is None else core_stop
+    dur_s = (core_stop - core_first) * st.bin_n / st.fs
     lo = max(first_bin, st.n_bins - st.ring_n)
     idx = np.arange(lo, last_bin + 1) % st.ring_n
     env = st.ring_rms[s, idx].astype(np.float64)
