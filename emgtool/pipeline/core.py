@@ -19,9 +19,11 @@ Stages per chunk (all vectorised over channels and samples):
 5. *Candidates*: samples above ``max(k·σ, floor)`` on any channel of a site,
    bridged over the refractory period → one segment per potential per site.
 6. *Features* on the channel where the potential is largest.
-7. *Activity*: 10-ms RMS bins above 2σ; runs of active bins merged over
-   gaps < ``sustained_merge_s``; runs ≥ ``sustained_min_s`` are sustained
-   activity (cramp if ≥ ``cramp_min_s`` and confined, else voluntary).
+7. *Activity*: 10-ms RMS bins above 2σ (not the ringing of a larger bin);
+   runs of them merged over gaps < ``sustained_merge_s``; runs spanning
+   ≥ ``sustained_min_s`` or firing ≥ ``isolated_ms`` are sustained activity,
+   with the sparse discharges chained to their edges (cramp if ≥
+   ``cramp_min_s`` and confined, else voluntary).
 8. *Decisions*: a candidate inside sustained activity is dropped; one seen
    at the same instant at many sites is a common-mode artefact; one on the
    heart rhythm is ECG; else it is a fasciculation.
