@@ -19,9 +19,11 @@ Stages per chunk (all vectorised over channels and samples):
 5. *Candidates*: samples above ``max(k·σ, floor)`` on any channel of a site,
    bridged over the refractory period → one segment per potential per site.
 6. *Features* on the channel where the potential is largest.
-7. *Activity*: 10-ms RMS bins above 2σ; runs of active bins merged over
-   gaps < ``sustained_merge_s``; runs ≥ ``sustained_min_s`` are sustained
-   activity (cramp if ≥ ``cramp_min_s`` and confined, else voluntary).
+7. *Activity*: 10-ms RMS bins above 2σ (not the ringing of a larger bin);
+   runs of them merged over gaps < ``sustained_merge_s``; runs spanning
+   ≥ ``sustained_min_s`` or firing ≥ ``isolated_ms`` are sustained activity,
+   with the sparse discharges chained to their edges (cramp if ≥
+   ``cramp_min_s`` and confined, else voluntary).
 8. *Decisions*: a candidate inside sustained activity is dropped; one seen
    at the same instant at many sites is a common-mode artefact; one on the
    heart rhythm is ECG; else it is a fasciculation.
@@ -52,6 +54,7 @@ BIN_S = 0.01  # activity bin
 NOISE_PCT = 25.0  # percentile of recent block SDs used as the noise floor
 ACTIVE_BLOCK_FRACTION = 0.2  # blocks more active than this keep the previous noise estimate
 ACTIVE_RMS_SD = 2.0  # a 10-ms bin is active above this many noise SDs (RMS)
+TAIL_FRACTION = 0.1  # filter ringing after a potential stays below this x its bin RMS
 MAX_POTENTIAL_MS = 60.0  # longer supra-threshold segments (incl. ringing) are not one potential
 HALF_WINDOW_MS = 25.0  # waveform window: peak ± this (holds both potentials of a doublet)
 DOUBLET_MS = (4.0, 16.0)  # lags tried for same-unit doublets
@@ -159,6 +162,9 @@ class PipelineState:
     ring_coact: NDArray | None = None  # (ring_n,) number of active sites
     run_start: NDArray | None = None  # per site, -1 = none (bin index)
     run_last: NDArray | None = None
+    last_active: NDArray | None = None  # per channel: last active bin (busy bridging)
+    run_active: NDArray | None = None  # per site: bins of the open run that count as firing
+    short_chain: NDArray | None = None  # per site [first, last] bin of chained short runs
     sustained: list = field(default_factory=list)  # per site list of [start_bin, stop_bin)
     episode: list = field(
         default_factory=list
@@ -246,6 +252,9 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
     st.ring_coact = np.zeros(st.ring_n, np.int16)
     st.run_start = np.full(n_sites, -1, np.int64)
     st.run_last = np.full(n_sites, -1, np.int64)
+    st.last_active = np.full(n_ch, -(2**40), np.int64)
+    st.run_active = np.zeros(n_sites, np.int64)
+    st.short_chain = np.full((n_sites, 2), -(2**40), np.int64)
     st.sustained = [[] for _ in range(n_sites)]
     st.episode = [None] * n_sites
     st.excl = [[] for _ in range(n_ch)]
@@ -903,21 +912,31 @@ def _activity(st: PipelineState, rms: NDArray, final: bool) -> None:
     for s, chs in enumerate(st.site_chs):
         site_active[s] = active[chs].any(axis=0)
         site_rms[s] = np.where(excl[chs], 0, rms[chs]).max(axis=0)
-    # Per-channel active bins per noise block (bins wholly inside one block).
+    # Per-channel busy bins per noise block (bins wholly inside one block).  A bin
+    # is busy when it is active or follows an active bin of its channel by no more
+    # than the run merge gap: weak activity (a cramp's quiet phase) is active only
+    # in some bins, but the same bridging makes it one run of sustained activity,
+    # and its blocks must not feed the noise floor, or the floor climbs into the
+    # cramp within seconds and the rest of it becomes "rest" (causal: only earlier
+    # bins bridge, so the count is the same for any chunking).
+    busy = _bridge_active(st, active, b0)
     blk_first = bin_start // st.block_n
     inside = blk_first == (bin_start + st.bin_n - 1) // st.block_n
     for blk in np.unique(blk_first[inside]):
         sel = inside & (blk_first == blk)
-        st.block_active[int(blk)] = st.block_active.get(int(blk), 0) + active[:, sel].sum(axis=1)
+        st.block_active[int(blk)] = st.block_active.get(int(blk), 0) + busy[:, sel].sum(axis=1)
         st.block_bins[int(blk)] = st.block_bins.get(int(blk), 0) + int(sel.sum())
     coact = site_active.sum(axis=0).astype(np.int16)
+    # Runs are made of firing bins: active, and not the filter ringing of a larger
+    # potential just before (that tail would stretch one potential into a run).
+    firing = site_active & _not_ringing(st, site_rms, b0)  # reads the ring: before writing it
     ring_idx = (b0 + np.arange(nb)) % st.ring_n
     st.ring_rms[:, ring_idx] = site_rms
     st.ring_coact[ring_idx] = coact
     st.n_bins += nb
     # Runs of active bins per site, continuing the open run.
     for s in range(n_sites):
-        act = np.flatnonzero(site_active[s]) + b0
+        act = np.flatnonzero(firing[s]) + b0
         if len(act) == 0:
             continue
         if st.run_start[s] >= 0:
@@ -929,48 +948,119 @@ def _activity(st: PipelineState, rms: NDArray, final: bool) -> None:
         lasts = np.r_[brk, len(starts_all) - 1]
         for i, (f, l_) in enumerate(zip(firsts, lasts, strict=True)):
             run_s = int(starts_all[f])
+            n_act = int(l_ - f + 1)  # firing bins of this run piece
             if i == 0 and st.run_start[s] >= 0:
                 run_s = int(st.run_start[s])
+                n_act += int(st.run_active[s]) - 1  # run_last was counted already
             run_l = int(starts_all[l_])
             if i < len(firsts) - 1:
-                _finish_run(st, s, run_s, run_l)
+                _finish_run(st, s, run_s, run_l, n_act)
             else:
-                st.run_start[s], st.run_last[s] = run_s, run_l
+                st.run_start[s], st.run_last[s], st.run_active[s] = run_s, run_l, n_act
     _close_runs(st, final=final)
+
+
+def _bridge_active(st: PipelineState, active: NDArray, b0: int) -> NDArray:
+    """(n_ch, nb) active bins plus the bins up to ``merge_bins`` after an active one."""
+    n_ch, nb = active.shape
+    idx = np.arange(nb, dtype=np.int64) + b0
+    # Index of the latest active bin at or before each bin (carried across chunks).
+    last = np.where(active, idx[None, :], st.last_active[:, None])
+    last = np.maximum.accumulate(last, axis=1)
+    st.last_active = last[:, -1].copy()
+    return (idx[None, :] - last) <= st.merge_bins
 
 
 def _close_runs(st: PipelineState, final: bool) -> None:
     for s in range(len(st.site_keys)):
         if st.run_start[s] >= 0 and (final or st.run_last[s] + st.merge_bins < st.n_bins):
-            _finish_run(st, s, int(st.run_start[s]), int(st.run_last[s]))
+            _finish_run(st, s, int(st.run_start[s]), int(st.run_last[s]), int(st.run_active[s]))
             st.run_start[s] = st.run_last[s] = -1
+            st.run_active[s] = 0
         # An episode ends when no new sustained run has started within the episode gap.
         ep = st.episode[s]
         if ep is not None and (
             final or (st.run_start[s] < 0 and ep[1] + st.episode_bins < st.n_bins)
         ):
-            _emit_episode(st, s, ep[0], ep[1])
+            _emit_episode(st, s, *ep)
             st.episode[s] = None
 
 
-def _finish_run(st: PipelineState, s: int, first_bin: int, last_bin: int) -> None:
+def _not_ringing(st: PipelineState, site_rms: NDArray, b0: int) -> NDArray:
+    """(n_sites, nb) True where a bin is not the filter ringing of a larger one before it.
+
+    Ringing (the band-pass for a few bins, the mains notches for ~0.2 s) after
+    a potential is a small fraction of it: a bin below ``TAIL_FRACTION`` x the
+    largest bin of the preceding ``isolated_ms`` is a tail, not new firing.
+    The bins before this chunk come from the envelope ring, so the answer is
+    the same for any chunking.
+    """
+    n_sites, nb = site_rms.shape
+    w = _brief_bins(st)
+    prev_idx = (b0 - w + np.arange(w)) % st.ring_n
+    prev = st.ring_rms[:, prev_idx] if b0 >= w else np.zeros((n_sites, w), np.float32)
+    if 0 < b0 < w:
+        prev[:, w - b0 :] = st.ring_rms[:, :b0]
+    ext = np.concatenate([prev, site_rms], axis=1)
+    before = np.lib.stride_tricks.sliding_window_view(ext, w, axis=1)[:, :nb].max(axis=2)
+    return site_rms >= TAIL_FRACTION * before
+
+
+def _brief_bins(st: PipelineState) -> int:
+    """Firing bins that make even a short run activity: ``isolated_ms`` worth.
+
+    A potential with its ringing is at most ``MAX_POTENTIAL_MS`` of firing, so
+    a run that fires for 250 ms in total is continual firing of overlapping
+    units (by the 250-ms rule none of its discharges is isolated), e.g. a
+    brief voluntary twitch, even when it spans less than ``sustained_min_s``.
+    A chain of a few fasciculations < 0.1 s apart spans as much but fires for
+    a fraction of it.
+    """
+    return max(1, int(round(st.cfg.isolated_ms / 1000.0 * st.fs / st.bin_n)))
+
+
+def _finish_run(
+    st: PipelineState, s: int, first_bin: int, last_bin: int, n_firing: int = 0
+) -> None:
     """A run of activity at site ``s`` has ended; record it if it was sustained.
 
-    Cramps wax and wane: sustained runs of one site less than
-    ``EPISODE_GAP_S`` apart are one episode (one cramp), the pause included.
+    Sustained: spans at least ``sustained_min_s``, or fires for at least
+    ``isolated_ms`` in total (see ``_brief_bins``).  Cramps wax and wane:
+    sustained runs of one site less than ``EPISODE_GAP_S`` apart are one
+    episode (one cramp), the pause included.
     """
-    if last_bin - first_bin + 1 < st.sustained_bins:
-        return
+    brief = _brief_bins(st)
     ep = st.episode[s]
+    if last_bin - first_bin + 1 < st.sustained_bins and n_firing < brief:
+        # Not sustained, but discharges less than isolated_ms apart are continual
+        # firing: right after an episode they are its thinning tail (extend it);
+        # before one, its sparse first discharges (remembered as a chain).
+        if ep is not None and first_bin - ep[1] <= brief:
+            ep[1] = last_bin + 1
+            st.sustained[s][-1] = (ep[0], ep[1])
+        elif first_bin - st.short_chain[s, 1] <= brief:
+            st.short_chain[s, 1] = last_bin
+        else:
+            st.short_chain[s] = first_bin, last_bin
+        return
     if ep is not None and (
         first_bin - ep[1] <= st.episode_bins or _mostly_excluded(st, s, ep[1], first_bin)
     ):
-        ep[1] = last_bin + 1
+        ep[1] = ep[3] = last_bin + 1
         st.sustained[s][-1] = (ep[0], ep[1])
+        st.short_chain[s] = -(2**40), -(2**40)
         return
     if ep is not None:
-        _emit_episode(st, s, ep[0], ep[1])
-    st.episode[s] = [first_bin, last_bin + 1]
+        _emit_episode(st, s, *ep)
+    core = first_bin
+    if 0 <= first_bin - st.short_chain[s, 1] <= brief:
+        first_bin = int(st.short_chain[s, 0])  # the sparse discharges that led into it
+        if st.sustained[s] and st.sustained[s][-1][1] > first_bin:
+            first_bin = st.sustained[s][-1][1]  # never back into the previous episode
+    st.short_chain[s] = -(2**40), -(2**40)
+    # [start, stop, core start, core stop]: the core (sustained runs, without the
+    # chained sparse edges) is what must last cramp_min_s.
+    st.episode[s] = [first_bin, last_bin + 1, core, last_bin + 1]
     st.sustained[s].append((first_bin, last_bin + 1))
 
 
@@ -997,11 +1087,25 @@ def _mostly_excluded(st: PipelineState, s: int, b0: int, b1: int) -> bool:
     return _excluded_fraction(st, s, b0, b1) >= 0.5
 
 
-def _emit_episode(st: PipelineState, s: int, first_bin: int, stop_bin: int) -> None:
-    """Classify a finished episode of sustained activity as cramp or voluntary."""
+def _emit_episode(
+    st: PipelineState,
+    s: int,
+    first_bin: int,
+    stop_bin: int,
+    core_first: int | None = None,
+    core_stop: int | None = None,
+) -> None:
+    """Classify a finished episode of sustained activity as cramp or voluntary.
+
+    The duration that must reach ``cramp_min_s`` is the core's (its sustained
+    runs): the sparse discharges chained to its edges set onset and offset but
+    do not make a short voluntary burst long enough to be a cramp.
+    """
     last_bin = stop_bin - 1
     cfg = st.cfg
-    dur_s = (last_bin + 1 - first_bin) * st.bin_n / st.fs
+    core_first = first_bin if core_first is None else core_first
+    core_stop = stop_bin if core_stop is None else core_stop
+    dur_s = (core_stop - core_first) * st.bin_n / st.fs
     lo = max(first_bin, st.n_bins - st.ring_n)
     idx = np.arange(lo, last_bin + 1) % st.ring_n
     env = st.ring_rms[s, idx].astype(np.float64)
@@ -1054,9 +1158,22 @@ def _covered_by_sustained(st: PipelineState, s: int, peak: int) -> bool | None:
     if st.run_start[s] >= 0:
         rs, rl = int(st.run_start[s]), int(st.run_last[s])
         if rs - m <= pb:
-            if rl - rs + 1 >= st.sustained_bins:
+            if rl - rs + 1 >= st.sustained_bins or st.run_active[s] >= _brief_bins(st):
                 return True  # open run is already sustained and reaches back to here
             return None  # may still become sustained
+    c0, c1 = (int(v) for v in st.short_chain[s])
+    if c0 - m <= pb <= c1 + m:
+        # Among discharges < isolated_ms apart (continual firing): a cramp's sparse
+        # first discharges, if the chain leads into sustained activity.
+        brief = _brief_bins(st)
+        rs = int(st.run_start[s])
+        if rs >= 0 and rs - c1 <= brief:
+            rl = int(st.run_last[s])
+            if rl - rs + 1 >= st.sustained_bins or st.run_active[s] >= brief:
+                return True
+            return None
+        if st.n_bins <= c1 + brief + st.merge_bins:
+            return None  # the chain may still go on into sustained activity
     if ep is not None and ep[1] + m_after <= pb and st.n_bins <= ep[1] + st.episode_bins:
         return None  # in a pause of an episode that may go on (then this is inside it)
     if st.n_bins <= pb + m + st.merge_bins:

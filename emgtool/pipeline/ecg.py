@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["CardiacTracker", "classify", "ECG_SITES", "bootstrap"]
+__all__ = ["CardiacTracker", "classify", "keep_threshold", "ECG_SITES", "bootstrap"]
 
 #: Sites where cardiac contamination is expected (trunk and proximal limbs).
 ECG_SITES = frozenset(
@@ -45,7 +45,10 @@ ECG_SITES = frozenset(
 RR_MIN_S, RR_MAX_S = 0.33, 1.6
 RR_TOL = 0.15  # beat-to-beat variability allowed, as a fraction of RR
 SHAPE_LOCK = 0.85  # correlation needed to start tracking
-SHAPE_KEEP = 0.7  # correlation needed to stay on the rhythm
+SHAPE_KEEP = 0.7  # correlation needed to stay on the rhythm (clean signal)
+SHAPE_FLOOR = 0.5  # ... never below this, however noisy the beats (noise alone stays < ~0.4)
+KEEP_HISTORY = 32  # accepted beats whose correlations set the noise-adapted threshold
+KEEP_MIN_BEATS = 8
 MAX_MISSED = 8  # the lock survives this many beat intervals without a detected beat
 
 
@@ -58,6 +61,7 @@ class CardiacTracker:
     last: int = 0  # sample of the last beat
     template: NDArray | None = None
     history: list = field(default_factory=list)  # recent (peak, waveform) candidates
+    corrs: list = field(default_factory=list)  # template correlation of recent accepted beats
 
 
 MAX_LAG_S = 0.02  # misalignment tolerated between two beats (R vs S wave as "the" peak)
@@ -108,6 +112,24 @@ def _chain(history: list, fs: float) -> tuple[float, NDArray] | None:
     return None
 
 
+def keep_threshold(tr: CardiacTracker) -> float:
+    """Correlation a potential on the predicted beat needs to be taken as that beat.
+
+    Noise lowers the correlation of every beat with the (averaged, clean)
+    template: at a few dB a quarter of the QRS complexes fall below
+    ``SHAPE_KEEP`` and would be counted as fasciculations.  The threshold
+    therefore follows how well this site's own accepted beats match: their
+    median less three robust SDs, between ``SHAPE_FLOOR`` and ``SHAPE_KEEP``.
+    Clean beats (correlation ~0.95 or more) keep ``SHAPE_KEEP``.
+    """
+    if len(tr.corrs) < KEEP_MIN_BEATS:
+        return SHAPE_KEEP
+    c = np.asarray(tr.corrs)
+    med = float(np.median(c))
+    sd = 1.4826 * float(np.median(np.abs(c - med)))
+    return float(np.clip(med - 3.0 * sd, SHAPE_FLOOR, SHAPE_KEEP))
+
+
 def classify(tr: CardiacTracker, peak: int, w: NDArray, fs: float) -> bool:
     """True if the potential at ``peak`` belongs to the cardiac rhythm; updates ``tr``.
 
@@ -119,10 +141,12 @@ def classify(tr: CardiacTracker, peak: int, w: NDArray, fs: float) -> bool:
         # Beats can be missed (below threshold, excluded); timing error grows with each.
         k = int(round((peak - tr.last) / tr.rr))
         if 1 <= k <= MAX_MISSED and abs(peak - tr.last - k * tr.rr) <= RR_TOL * tr.rr * np.sqrt(k):
-            if _corr(tr.template, w, _lag(fs)) >= SHAPE_KEEP:
+            c = _corr(tr.template, w, _lag(fs))
+            if c >= keep_threshold(tr):
                 tr.rr = 0.8 * tr.rr + 0.2 * (peak - tr.last) / k
                 tr.last = peak
                 tr.template = 0.9 * tr.template + 0.1 * w
+                tr.corrs = [*tr.corrs[-(KEEP_HISTORY - 1) :], c]
                 return True
         return False
     tr.history.append((peak, w))

@@ -1,0 +1,120 @@
+"""Sustained activity: brief bursts, filter ringing, and the noise floor during weak activity."""
+
+import numpy as np
+import pytest
+
+from emgtool.pipeline import core
+from emgtool.pipeline.analyze import analyze
+from emgtool.recording import Recording
+from emgtool.sites import assign_sites
+
+FS = 2048.0
+
+
+def _spike(n_ms: float = 8.0) -> np.ndarray:
+    """A biphasic potential of 1 µV peak-to-peak."""
+    t = np.linspace(-2.5, 2.5, int(n_ms * FS / 1000))
+    w = -t * np.exp(-(t**2))
+    return w / (w.max() - w.min())
+
+
+def _rec(x: np.ndarray) -> Recording:
+    return Recording(x[None].astype(np.float32), FS, assign_sites(["Gastroc med L"]))
+
+
+def _base(seconds: float, sigma_uv: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * FS)
+    t = np.arange(n) / FS
+    # White noise plus a little 50 Hz hum, so the mains notches (which ring) are on.
+    hum = 4.0 * np.sin(2 * np.pi * 50 * t) + 2.0 * np.sin(2 * np.pi * 150 * t)
+    return rng.normal(0, sigma_uv, n) + hum
+
+
+def _events(x):
+    ev = analyze(_rec(x)).events
+    return ev[ev["trial_type"] == "fasciculation"], ev[ev["trial_type"] == "voluntary"]
+
+
+@pytest.fixture(scope="module")
+def brief_twitch():
+    rng = np.random.default_rng(3)
+    x = _base(40.0, 15.0, seed=1)
+    w = _spike()
+    # A brief voluntary twitch: 12 units firing at ~15 pps for 0.35 s (shorter
+    # than sustained_min_s, but continual firing throughout).
+    a = int(20.0 * FS)
+    for _ in range(12):
+        amp = rng.uniform(100, 400)
+        t = a + int(rng.uniform(0, 0.06) * FS)
+        while t < a + int(0.35 * FS):
+            x[t : t + len(w)] += amp * w
+            t += int(rng.uniform(0.055, 0.075) * FS)
+    return x
+
+
+def test_brief_twitch_is_activity_not_fasciculations(brief_twitch):
+    fasc, vol = _events(brief_twitch)
+    inside = fasc["onset"].between(19.9, 20.45)
+    assert not inside.any(), fasc[inside]
+    assert ((vol["onset"] <= 20.05) & (vol["onset"] + vol["duration"] >= 20.3)).any(), vol
+
+
+def test_single_large_potentials_still_count():
+    """Their filter ringing (mains notches ring for ~0.2 s) is not continual firing."""
+    x = _base(40.0, 2.0, seed=4)
+    w = _spike()
+    singles = [6.0, 10.0, 12.5, 16.2, 20.0, 24.4, 30.0, 33.3]
+    for s in singles:
+        i = int(s * FS)
+        x[i : i + len(w)] += 1200.0 * w
+    fasc, vol = _events(x)
+    for s in singles:
+        assert (np.abs(fasc["onset"] - s) < 0.02).any(), (s, fasc)
+        assert not ((vol["onset"] <= s + 0.1) & (vol["onset"] + vol["duration"] >= s)).any()
+
+
+def test_noise_floor_does_not_climb_into_weak_activity():
+    """Weak dense activity (active in only some 10-ms bins) keeps the rest noise floor."""
+    rng = np.random.default_rng(5)
+    sigma = 10.0
+    x = _base(40.0, sigma, seed=2)
+    a, b = int(10 * FS), int(38 * FS)
+    # Interference 1.2x the noise RMS: the 10-ms RMS passes 2 sigma in ~1 bin of 10.
+    x[a:b] += rng.normal(0, 1.2 * sigma, b - a)
+    st = core.init_state(FS, assign_sites(["Gastroc med L"]))
+    step = int(FS * 0.37)
+    rec = _rec(x)
+    for i in range(0, rec.n_samples, step):
+        core.step(rec.slice(i, min(rec.n_samples, i + step)), st)
+    core.flush(st)
+    rest = float(core._sd_for_block(st, 9)[0])
+    late = float(core._sd_for_block(st, 37)[0])
+    # (white noise keeps ~430/1024 of its power in the 20-450 Hz band)
+    assert rest == pytest.approx(sigma * np.sqrt(430 / 1024), rel=0.15)
+    assert late < 1.2 * rest, (rest, late)
+
+
+def test_cramp_edges_include_its_sparse_first_and_last_discharges():
+    """A cramp starts and ends with single units firing ~6/s: continual, not isolated."""
+    rng = np.random.default_rng(8)
+    x = _base(40.0, 3.0, seed=6)
+    w = _spike()
+    first, last = 15.0, 23.0
+    times = list(np.arange(first, first + 0.8, 0.16))  # recruitment: one unit at ~6 pps
+    for _ in range(15):  # the full cramp: many units at 8-20 pps
+        t = first + 0.8 + rng.uniform(0, 0.1)
+        while t < last - 0.8:
+            times.append(t)
+            t += rng.uniform(0.05, 0.12)
+    times += list(np.arange(last - 0.8, last, 0.16))  # derecruitment
+    for t in times:
+        i = int(t * FS)
+        x[i : i + len(w)] += rng.uniform(150, 300) * w
+    ev = analyze(_rec(x)).events
+    cramp = ev[ev["trial_type"] == "cramp"]
+    assert len(cramp) == 1, ev[ev["trial_type"] != "fasciculation"]
+    onset, offset = cramp["onset"].iloc[0], cramp["onset"].iloc[0] + cramp["duration"].iloc[0]
+    assert abs(onset - first) <= 0.1 and abs(offset - max(times)) <= 0.1, (onset, offset)
+    fasc = ev[ev["trial_type"] == "fasciculation"]
+    assert not fasc["onset"].between(first - 0.1, last + 0.1).any()
