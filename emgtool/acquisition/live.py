@@ -295,7 +295,9 @@ class _Session:
         self.pending: list[NDArray] = []
         self.n_pending = 0
         self.n_done = 0  # samples handed to writer and pipeline
-        self.live_events: list[dict] = []
+        # Decided events per site (counts only: a day-long session must not keep them all).
+        self.n_fasc_site: dict[int, int] = {}
+        self.n_cramp_site: dict[int, int] = {}
         self.gaps: list[dict] = []
         self.device_events: list[dict] = []
         self.reconnects = 0
@@ -306,14 +308,15 @@ class _Session:
         self.connected = True
         self.started_at = datetime.now().astimezone()
         self.recent = np.zeros((0, 0), np.float32)
-        self.latencies_ms: list[float] = []
+        # Timings: the last 10,000 of each (bounded memory over a day-long session).
+        self.latencies_ms: deque = deque(maxlen=10_000)
         # Provisional fasciculations (measured, not yet decided): key -> shown at.
         self.provisional_open: dict[tuple[int, int], float] = {}
-        self.provisional_ms: list[float] = []  # shown at - arrival of the last sample
+        self.provisional_ms: deque = deque(maxlen=10_000)  # shown - last sample's arrival
         self.n_provisional_confirmed = 0
         self.n_provisional_withdrawn = 0
         self.arrivals: deque = deque()  # (samples received so far, arrival time)
-        self.step_ms: list[float] = []
+        self.step_ms: deque = deque(maxlen=10_000)
         self.last_sidecar = 0.0
         self.status = LiveStatus()
         self.screen = Screen(mode=opts.view)
@@ -460,9 +463,10 @@ class _Session:
             del self.provisional_open[key]
 
     def on_event(self, e: dict) -> None:
-        self.live_events.append(e)
         if e.get("kind") not in ("fasciculation", "cramp"):
             return
+        counts = self.n_fasc_site if e["kind"] == "fasciculation" else self.n_cramp_site
+        counts[e["site_i"]] = counts.get(e["site_i"], 0) + 1
         site, side = self.pipe.site_keys[e["site_i"]]
         site = site.split(":", 1)[-1]
         label = site if side == "n/a" else f"{site} {side}"
@@ -527,21 +531,22 @@ class _Session:
         s.stalled = self.t_last_data is not None and now - self.t_last_data > 0.5
         s.reconnects = self.reconnects
         s.latency_ms = (
-            float(np.median(self.latencies_ms[-50:])) if self.latencies_ms else float("nan")
+            float(np.median(list(self.latencies_ms)[-50:])) if self.latencies_ms else float("nan")
         )
         s.provisional_ms = (
-            float(np.median(self.provisional_ms[-50:])) if self.provisional_ms else float("nan")
+            float(np.median(list(self.provisional_ms)[-50:]))
+            if self.provisional_ms
+            else float("nan")
         )
         s.n_provisional = len(self.provisional_open)
         if self.pipe is not None:
             keys = self.pipe.site_keys
             nf = np.zeros(len(keys), int)
             nc = np.zeros(len(keys), int)
-            for e in self.live_events:
-                if e.get("kind") == "fasciculation":
-                    nf[e["site_i"]] += 1
-                elif e.get("kind") == "cramp":
-                    nc[e["site_i"]] += 1
+            for i, n in self.n_fasc_site.items():
+                nf[i] = n
+            for i, n in self.n_cramp_site.items():
+                nc[i] = n
             run_start = getattr(self.pipe, "run_start", None)
             bin_s = self.pipe.bin_n / self.fs
             sites = []
