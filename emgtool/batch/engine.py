@@ -505,6 +505,7 @@ def _run_locked(
                 "keep_identity": keep_identity,
                 "subject": it.subject,
                 "session": it.session,
+                "one_thread": engine == "dask",
             }
             row = cat.get(sha, ph)
             if row is not None and row["status"] == "ok" and _marker_ok(out, row["out_dir"], key):

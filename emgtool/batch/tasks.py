@@ -19,7 +19,7 @@ import shutil
 import time
 import uuid
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from emgtool._fsutil import fsync_dir
@@ -136,7 +136,9 @@ def run_one(job: dict) -> dict:
     job : dict
         ``path``, ``out_root``, ``name`` (folder name), ``params_hash``,
         ``config`` (DetectorConfig as dict), ``input_kwargs``, ``analyze``
-        (``"module:function"``), ``keep_identity``, ``subject``, ``session``.
+        (``"module:function"``), ``keep_identity``, ``subject``, ``session``;
+        ``one_thread``: analyse on one thread (set in Dask workers, where the
+        parallelism comes from files; not in the serial engine's own process).
 
     Returns
     -------
@@ -150,7 +152,9 @@ def run_one(job: dict) -> dict:
     from emgtool.errors import EmgtoolWarning
 
     t0, c0 = time.perf_counter(), time.process_time()
-    _one_thread()
+    one_thread = bool(job.get("one_thread"))
+    if one_thread:
+        _one_thread()
     path = job["path"]
     out: dict = {"path": path, "status": "error", "error": None, "pid": os.getpid()}
     h = hash_file(path)
@@ -170,7 +174,10 @@ def run_one(job: dict) -> dict:
         kwargs = dict(job.get("input_kwargs") or {})
         if job.get("keep_identity"):
             kwargs["keep_identity"] = True
-        with warnings.catch_warnings(record=True) as caught, _blas_one_thread():
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            _blas_one_thread() if one_thread else nullcontext(),
+        ):
             warnings.simplefilter("always", EmgtoolWarning)
             fn(path, tmp, config=config, overwrite=True, **kwargs)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 
@@ -16,7 +17,7 @@ from emgtool.batch.inputs import bids_montage, entities, folder_name
 from emgtool.cli import main
 from emgtool.errors import EmgtoolError
 
-from .conftest import FAKE, calls, catalog_rows, result_folders, write_recording
+from .conftest import FAKE, call_threads, calls, catalog_rows, result_folders, write_recording
 
 
 def _bids(root, subject, session, labels, muscles, seed):
@@ -310,6 +311,7 @@ def test_largest_files_run_first_and_phases_are_timed(tmp_path, monkeypatch):
     log = tmp_path / "log"
     log.mkdir()
     monkeypatch.setenv("EMGTOOL_TEST_LOG", str(log))
+    monkeypatch.delenv("EMGTOOL_NUM_THREADS", raising=False)
     data = tmp_path / "data"
     for name, seconds in (("a", 2.0), ("b", 6.0), ("c", 4.0), ("d", 8.0)):
         write_recording(data / f"{name}.edf", seed=len(name) + int(seconds), seconds=seconds)
@@ -320,3 +322,7 @@ def test_largest_files_run_first_and_phases_are_timed(tmp_path, monkeypatch):
     assert res.timings["run"] > 0 and res.timings["outputs"] > 0
     assert len(res.tasks) == 4
     assert all(t["seconds"] > 0 and t["cpu_s"] >= 0 for t in res.tasks)
+    # The serial engine analyses in the caller's process: its thread settings stay as
+    # they were (one thread per file is for Dask workers, where files run in parallel).
+    assert {t.split()[0] for t in call_threads(log)} == {"emgtool=-"}
+    assert "EMGTOOL_NUM_THREADS" not in os.environ
