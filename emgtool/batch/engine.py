@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +59,14 @@ class BatchResult:
     out_dir: Path | None = None
     failures: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    #: Wall seconds per phase, adding up to ``seconds``: ``start`` (finding the inputs,
+    #: cluster start-up, worker check), ``hash``, ``plan``, ``run`` (the parallel
+    #: analysis), ``retry``, ``outputs`` (cohort tables, HTML, failures list) and
+    #: ``stop`` (what is left of the cluster shutdown, which runs alongside the outputs).
+    timings: dict[str, float] = field(default_factory=dict)
+    #: One ``{seconds, cpu_s, pid}`` per file analysed by this run (wall and CPU
+    #: time inside the worker, and which worker process ran it).
+    tasks: list[dict] = field(default_factory=list)
 
     @property
     def exit_status(self) -> int:
@@ -151,10 +159,52 @@ class _DaskPool:
             fut.release()
 
 
-def _worker_version() -> str:
-    import emgtool
+def _worker_ready(analyze: str) -> str:
+    """On each worker at start: its emgtool version, after importing the analysis.
 
+    Importing the analysis here (in parallel on all workers, before any file is
+    submitted) makes a worker that cannot run it fail the batch at once with a
+    clear message, instead of every file being recorded as an error; and the
+    workers' start-up, imports included, is over before the files are timed.
+    """
+    import emgtool
+    from emgtool.batch import cohort, tasks  # noqa: F401 - what run_one needs
+
+    tasks._resolve(analyze)
     return emgtool.__version__
+
+
+#: Environment of the local cluster's worker processes: one thread per analysis.
+#: The parallelism of a batch comes from files (one per worker); threads inside a
+#: worker (the pipeline's filter threads, BLAS/OpenMP in the clustering) would only
+#: compete with the other workers for the same cores.  The BLAS/OpenMP variables are
+#: read when numpy loads, so they must be in place before the process is spawned.
+WORKER_ENV = {
+    "EMGTOOL_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
+@contextmanager
+def _spawn_env(env: dict[str, str]):
+    """Set ``env`` in this process while worker processes are spawned, then restore it.
+
+    Dask's nannies run in the driver and pass the driver's environment to the worker
+    processes they spawn (and respawn after a crash), so the variables stay set for
+    the life of the cluster; the driver's own environment is restored afterwards.
+    """
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @contextmanager
@@ -165,6 +215,7 @@ def _dask_pool(
     scheduler_file: str | None,
     scratch: Path,
     debug: bool,
+    analyze: str,
 ):
     import dask
     from distributed import Client, LocalCluster
@@ -176,6 +227,7 @@ def _dask_pool(
     for lg in loggers:
         lg.setLevel(quiet)
     cluster = None
+    stack = ExitStack()  # the driver's environment, restored once the cluster is gone
     try:
         if scheduler or scheduler_file:
             try:
@@ -202,6 +254,9 @@ def _dask_pool(
             # KilledWorker, and the driver re-runs it alone (module docstring).  That is
             # more precise than Dask's suspicion counter, which also blames innocent
             # bystanders, and a crashing file costs two worker restarts instead of four.
+            # Worker processes inherit the driver's environment when spawned (also
+            # when a nanny restarts a killed worker), before they import numpy.
+            stack.enter_context(_spawn_env(WORKER_ENV))
             with dask.config.set(
                 {"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": True}
             ):
@@ -216,13 +271,17 @@ def _dask_pool(
                     # no dashboard; the scheduler's small HTTP endpoint (health,
                     # metrics) on a free loopback port rather than 8787
                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                    env=WORKER_ENV,  # wins over a "distributed.nanny.environ" config
                 )
                 client = Client(cluster)
         try:
-            versions = client.run(_worker_version)
+            versions = client.run(_worker_ready, analyze)
         except Exception as e:  # noqa: BLE001
             client.close()
-            raise EmgtoolError(f"Dask workers cannot import emgtool: {e}") from None
+            raise EmgtoolError(
+                f"Dask workers cannot import emgtool and the analysis {analyze}: "
+                f"{type(e).__name__}: {e}"
+            ) from None
         other = {v for v in versions.values() if v != __version__}
         if other:
             client.close()
@@ -237,6 +296,7 @@ def _dask_pool(
     finally:
         if cluster is not None:
             cluster.close()
+        stack.close()
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
 
@@ -368,20 +428,24 @@ def _run_locked(
     # The driver mostly waits while workers compute: load the plotting and Parquet
     # libraries for the cohort outputs meanwhile (a second saved at the end).
     threading.Thread(target=_preload, daemon=True, name="emgtool-preload").start()
+    clock = _Clock(result.timings, t0)  # 'start' includes finding the inputs
 
-    with (
-        Catalog(out / "catalog.sqlite") as cat,
-        _pool(
-            engine,
-            workers=workers,
-            scheduler=scheduler,
-            scheduler_file=scheduler_file,
-            scratch=out / TMP_DIR / "dask",
-            debug=debug,
-        ) as pool,
-    ):
+    with Catalog(out / "catalog.sqlite") as cat, ExitStack() as cluster:
+        pool = cluster.enter_context(
+            _pool(
+                engine,
+                workers=workers,
+                scheduler=scheduler,
+                scheduler_file=scheduler_file,
+                scratch=out / TMP_DIR / "dask",
+                debug=debug,
+                analyze=analyze,
+            )
+        )
+        clock.lap("start")
         # 1. content hashes: fast skip by (path, size, mtime_ns), else hash on the workers
         shas: dict[Path, str] = {}
+        sizes: dict[Path, int] = {}
         to_hash: list[Item] = []
         for it in items:
             try:
@@ -389,6 +453,7 @@ def _run_locked(
             except OSError as e:
                 result.failures.append(_failure(it.path, "", "error", 0, f"cannot read file: {e}"))
                 continue
+            sizes[it.path] = st.st_size
             sha = cat.known_sha(str(it.path), st.st_size, st.st_mtime_ns)
             if sha:
                 shas[it.path] = sha
@@ -407,6 +472,7 @@ def _run_locked(
             fresh.append((str(it.path), h["size_bytes"], h["mtime_ns"], h["sha256"]))
         hbar.close()
         cat.remember_files(fresh)
+        clock.lap("hash")
 
         # 2. plan: what is done, what to adopt from disk, what to run
         jobs: dict[tuple[str, str], dict] = {}
@@ -439,6 +505,7 @@ def _run_locked(
                 "keep_identity": keep_identity,
                 "subject": it.subject,
                 "session": it.session,
+                "one_thread": engine == "dask",
             }
             row = cat.get(sha, ph)
             if row is not None and row["status"] == "ok" and _marker_ok(out, row["out_dir"], key):
@@ -467,13 +534,17 @@ def _run_locked(
                 continue
             jobs[key] = job
 
-        # 3. run
+        clock.lap("plan")
+
+        # 3. run, the largest files first: the last files to finish then are short
+        # ones, and the workers run out of work at nearly the same time.
         bar = _progress(len(jobs) + len(isolate), progress)
         retry: list[tuple[dict, object]] = []
         finished = 0
-        job_list = list(jobs.values())
+        job_list = sorted(jobs.values(), key=lambda j: -sizes.get(Path(j["path"]), 0))
         for i, res in pool.map_unordered(run_one, job_list):
             job = job_list[i]
+            _note_task(result, res)
             if isinstance(res, dict) and res.get("status") == "ok":
                 _commit_ok(cat, job, res, attempts=1)
                 result.done += 1
@@ -483,11 +554,13 @@ def _run_locked(
             finished += 1
             if on_result is not None:
                 on_result(pool, finished)
+        clock.lap("run")
         # 4. failures and lost tasks again, one at a time
         for job in isolate:
             retry.append((job, None))
         for job, first in retry:
             res = pool.run_alone(run_one, job)
+            _note_task(result, res)
             if isinstance(res, dict) and res.get("status") == "ok":
                 _commit_ok(cat, job, res, attempts=2)
                 result.done += 1
@@ -499,6 +572,7 @@ def _run_locked(
                 _commit_fail(cat, job, {}, "crashed", reason)
             bar.update(1)
         bar.close()
+        clock.lap("retry")
 
         # 5. cohort, failures (names as given in this run: a renamed file shows its new name)
         records = []
@@ -533,18 +607,68 @@ def _run_locked(
         fresh_outputs = cat.get_meta("cohort_digest") != digest or not all(
             (out / n).exists() for n in outputs
         )
-    if fresh_outputs:
-        df = cohort.cohort_table(records)
-        cohort.write_cohort(df, out)
-        cohort.write_failures(result.failures, out)
-        cohort.write_html(df, result.failures, out, counts={"recordings": len(records)})
-        with Catalog(out / "catalog.sqlite") as cat:
-            cat.set_meta("cohort_digest", digest)
+        clock.lap("plan")  # reading the catalog back counts with the planning
+        # The workers are not needed for the cohort outputs: the cluster shuts down
+        # meanwhile (mostly waiting for worker processes to exit).
+        stopper = _InBackground(cluster.pop_all().close)
+    try:
+        if fresh_outputs:
+            df = cohort.cohort_table(records)
+            cohort.write_cohort(df, out)
+            cohort.write_failures(result.failures, out)
+            cohort.write_html(df, result.failures, out, counts={"recordings": len(records)})
+            with Catalog(out / "catalog.sqlite") as cat:
+                cat.set_meta("cohort_digest", digest)
+        clock.lap("outputs")
+    finally:
+        stopper.join()
     import shutil
 
     shutil.rmtree(out / TMP_DIR / "dask", ignore_errors=True)  # workers are gone
+    clock.lap("stop")
     result.seconds = time.perf_counter() - t0
     return result
+
+
+class _InBackground:
+    """Run ``fn()`` in a thread; :meth:`join` waits and re-raises its exception."""
+
+    def __init__(self, fn: Callable[[], object]):
+        self.error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                fn()
+            except BaseException as e:  # noqa: BLE001 - handed to join()
+                self.error = e
+
+        self.thread = threading.Thread(target=target, name="emgtool-batch-stop")
+        self.thread.start()
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+class _Clock:
+    """Adds the wall time since the previous lap to ``timings[name]``."""
+
+    def __init__(self, timings: dict[str, float], t0: float):
+        self.timings = timings
+        self.t = t0
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self.t
+        self.t = now
+
+
+def _note_task(result: BatchResult, res: object) -> None:
+    if isinstance(res, dict) and res.get("seconds") is not None:
+        result.tasks.append(
+            {"seconds": res["seconds"], "cpu_s": res.get("cpu_s"), "pid": res.get("pid")}
+        )
 
 
 def _preload() -> None:

@@ -19,6 +19,7 @@ import shutil
 import time
 import uuid
 import warnings
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from emgtool._fsutil import fsync_dir
@@ -94,6 +95,39 @@ def read_marker(folder: str | Path) -> dict | None:
         return None
 
 
+#: BLAS/OpenMP thread variables; set to 1 in the local cluster's workers (engine.WORKER_ENV).
+_BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _one_thread() -> None:
+    """One pipeline thread per file in a batch worker: parallelism comes from files.
+
+    The local cluster's workers start with ``EMGTOOL_NUM_THREADS=1``; on an
+    external cluster this sets it for the worker process unless its owner did.
+    """
+    os.environ.setdefault("EMGTOOL_NUM_THREADS", "1")
+
+
+@contextmanager
+def _blas_one_thread():
+    """Limit BLAS/OpenMP to one thread around an analysis, unless the worker chose.
+
+    Their thread counts are read when numpy loads, too late for a task; on a
+    worker started without these variables (``dask worker --no-nanny``, or a
+    cleared Dask configuration) threadpoolctl caps the loaded libraries instead.
+    """
+    if any(v in os.environ for v in _BLAS_VARS):
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # scikit-learn's dependency; without it, leave BLAS as it is
+        yield
+        return
+    with threadpool_limits(limits=1):
+        yield
+
+
 def run_one(job: dict) -> dict:
     """Analyse one file into ``job['out_root']/job['name']``; never raises for a bad file.
 
@@ -102,7 +136,9 @@ def run_one(job: dict) -> dict:
     job : dict
         ``path``, ``out_root``, ``name`` (folder name), ``params_hash``,
         ``config`` (DetectorConfig as dict), ``input_kwargs``, ``analyze``
-        (``"module:function"``), ``keep_identity``, ``subject``, ``session``.
+        (``"module:function"``), ``keep_identity``, ``subject``, ``session``;
+        ``one_thread``: analyse on one thread (set in Dask workers, where the
+        parallelism comes from files; not in the serial engine's own process).
 
     Returns
     -------
@@ -115,12 +151,17 @@ def run_one(job: dict) -> dict:
     from emgtool.config import DetectorConfig
     from emgtool.errors import EmgtoolWarning
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
+    one_thread = bool(job.get("one_thread"))
+    if one_thread:
+        _one_thread()
     path = job["path"]
     out: dict = {"path": path, "status": "error", "error": None, "pid": os.getpid()}
     h = hash_file(path)
     if "error" in h:
-        out.update(error=h["error"], seconds=time.perf_counter() - t0)
+        out.update(
+            error=h["error"], seconds=time.perf_counter() - t0, cpu_s=time.process_time() - c0
+        )
         return out
     out.update(sha256=h["sha256"], size_bytes=h["size_bytes"], mtime_ns=h["mtime_ns"])
     out_root = Path(job["out_root"])
@@ -133,7 +174,10 @@ def run_one(job: dict) -> dict:
         kwargs = dict(job.get("input_kwargs") or {})
         if job.get("keep_identity"):
             kwargs["keep_identity"] = True
-        with warnings.catch_warnings(record=True) as caught:
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            _blas_one_thread() if one_thread else nullcontext(),
+        ):
             warnings.simplefilter("always", EmgtoolWarning)
             fn(path, tmp, config=config, overwrite=True, **kwargs)
         try:
@@ -166,6 +210,7 @@ def run_one(job: dict) -> dict:
         out["error"] = reason[len(path) + 2 :] if reason.startswith(path + ": ") else reason
         shutil.rmtree(tmp, ignore_errors=True)
     out["seconds"] = time.perf_counter() - t0
+    out["cpu_s"] = time.process_time() - c0  # the whole worker process, Dask's threads too
     return json.loads(json.dumps(out, default=_plain))  # plain types only back to the driver
 
 

@@ -83,3 +83,9 @@ def result_folders(out: Path) -> list[Path]:
 def calls(log: Path) -> list[str]:
     f = log / "calls.txt"
     return [ln.split()[0] for ln in f.read_text().splitlines()] if f.exists() else []
+
+
+def call_threads(log: Path) -> set[str]:
+    """The distinct thread settings the fake analysis saw (``emgtool=1 blas=1``)."""
+    lines = (log / "calls.txt").read_text().splitlines()
+    return {" ".join(ln.split()[2:]) for ln in lines}

@@ -7,7 +7,8 @@ writes a summary.json with the issue-4 keys.
 
 Test hooks (environment, inherited by Dask workers):
 - ``EMGTOOL_TEST_SLEEP_S``: extra seconds per file (so kills land mid-run);
-- ``EMGTOOL_TEST_LOG``: folder; one line per call is appended to calls.txt;
+- ``EMGTOOL_TEST_LOG``: folder; one line per call is appended to calls.txt:
+  file name, pid, ``emgtool=<EMGTOOL_NUM_THREADS> blas=<most BLAS/OpenMP threads>``;
 - ``EMGTOOL_TEST_POISON=1``: a file whose name contains "poison" kills its worker.
 """
 
@@ -22,13 +23,21 @@ from pathlib import Path
 import numpy as np
 
 
+def _threads() -> str:
+    """What this analysis may use: the pipeline's thread setting and BLAS/OpenMP threads."""
+    from threadpoolctl import threadpool_info
+
+    pools = max((p["num_threads"] for p in threadpool_info()), default=0)
+    return f"emgtool={os.environ.get('EMGTOOL_NUM_THREADS', '-')} blas={pools}"
+
+
 def analyze_to_dir(path, out_dir, *, config, overwrite=False, keep_identity=False, **input_kwargs):
     from emgtool.io import open_source
 
     path = Path(path)
     if os.environ.get("EMGTOOL_TEST_LOG"):
         with open(Path(os.environ["EMGTOOL_TEST_LOG"]) / "calls.txt", "a") as f:
-            f.write(f"{path.name} {os.getpid()}\n")
+            f.write(f"{path.name} {os.getpid()} {_threads()}\n")
     if os.environ.get("EMGTOOL_TEST_POISON") == "1" and "poison" in path.name:
         os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(float(os.environ.get("EMGTOOL_TEST_SLEEP_S", "0")))

@@ -11,10 +11,21 @@ import time
 
 import pandas as pd
 import psutil
-from .conftest import FAKE, ROOT, calls, catalog_rows, result_folders, write_recording
+import pytest
 
 from emgtool.batch import run_batch
 from emgtool.cli import main
+from emgtool.errors import EmgtoolError
+
+from .conftest import (
+    FAKE,
+    ROOT,
+    call_threads,
+    calls,
+    catalog_rows,
+    result_folders,
+    write_recording,
+)
 
 
 def _no_orphans(children: list[psutil.Process]) -> None:
@@ -33,6 +44,13 @@ def _no_orphans(children: list[psutil.Process]) -> None:
 
 def test_worker_killed_mid_batch_loses_nothing(recordings, tmp_path, monkeypatch):
     monkeypatch.setenv("EMGTOOL_TEST_SLEEP_S", "0.3")
+    log = tmp_path / "log"
+    log.mkdir()
+    monkeypatch.setenv("EMGTOOL_TEST_LOG", str(log))
+    # the driver's own thread settings must not reach the workers, nor be lost
+    monkeypatch.setenv("EMGTOOL_NUM_THREADS", "2")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     files = recordings(6)
     killed: list[int] = []
 
@@ -53,6 +71,22 @@ def test_worker_killed_mid_batch_loses_nothing(recordings, tmp_path, monkeypatch
     assert len(result_folders(out)) == 6
     df = pd.read_csv(out / "cohort.csv")
     assert sorted(df["file"].unique()) == sorted(f.name for f in files)
+    # one thread per file in every worker, the restarted one included
+    assert call_threads(log) == {"emgtool=1 blas=1"}
+    assert len(calls(log)) >= 6
+    assert os.environ["EMGTOOL_NUM_THREADS"] == "2" and os.environ["OPENBLAS_NUM_THREADS"] == "2"
+    assert "OMP_NUM_THREADS" not in os.environ
+    assert set(res.timings) >= {"start", "hash", "run", "outputs", "stop"}
+    assert sum(res.timings.values()) == pytest.approx(res.seconds, abs=0.05)
+    assert len(res.tasks) >= 6 and all(t["cpu_s"] >= 0 for t in res.tasks)
+
+
+def test_workers_that_cannot_import_the_analysis_stop_the_batch_at_start(recordings, tmp_path):
+    recordings(2)
+    out = tmp_path / "out"
+    with pytest.raises(EmgtoolError, match="no_such_module_xyz"):
+        run_batch([tmp_path / "data"], out, workers=1, analyze="no_such_module_xyz:analyze")
+    assert catalog_rows(out) == []  # no file was recorded as failed
 
 
 def test_driver_killed_then_resumed_without_redo_or_duplicates(recordings, tmp_path):
@@ -169,7 +203,17 @@ def test_external_scheduler_on_loopback(recordings, tmp_path):
     worker_cmd += "--nthreads 1 --nworkers 1 --no-nanny --no-dashboard --host 127.0.0.1".split()
     worker_cmd += ["--local-directory", str(tmp_path / "worker-space")]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    procs = [subprocess.Popen(sched_cmd, **quiet), subprocess.Popen(worker_cmd, **quiet)]
+    # A worker started without any thread settings (and without a nanny, which would
+    # set the BLAS ones): the task itself must keep each analysis on one thread.
+    unset = ("EMGTOOL_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    log = tmp_path / "log"
+    log.mkdir()
+    worker_env = {k: v for k, v in os.environ.items() if k not in unset}
+    worker_env["EMGTOOL_TEST_LOG"] = str(log)
+    procs = [
+        subprocess.Popen(sched_cmd, **quiet),
+        subprocess.Popen(worker_cmd, env=worker_env, **quiet),
+    ]
     try:
         deadline = time.time() + 30
         while not sched_file.exists() or not sched_file.read_text().strip():
@@ -182,6 +226,7 @@ def test_external_scheduler_on_loopback(recordings, tmp_path):
         assert main(["batch", *common, "--scheduler-file", str(sched_file)]) == 0
         rows = catalog_rows(out)
         assert len(rows) == 3 and len(result_folders(out)) == 3
+        assert call_threads(log) == {"emgtool=1 blas=1"}
         # the same cluster by address; everything is already done
         assert main(["batch", *common, "--scheduler", address]) == 0
         assert catalog_rows(out) == rows

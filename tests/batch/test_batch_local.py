@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 
 import pandas as pd
 import pytest
-from .conftest import FAKE, calls, catalog_rows, result_folders, write_recording
 
 from emgtool.batch import discover, run_batch
 from emgtool.batch.catalog import Catalog
@@ -16,6 +16,8 @@ from emgtool.batch.cohort import rows_from_summary
 from emgtool.batch.inputs import bids_montage, entities, folder_name
 from emgtool.cli import main
 from emgtool.errors import EmgtoolError
+
+from .conftest import FAKE, call_threads, calls, catalog_rows, result_folders, write_recording
 
 
 def _bids(root, subject, session, labels, muscles, seed):
@@ -302,3 +304,25 @@ def test_progress_bar_and_final_line(recordings, tmp_path, capsys):
     assert rc == 0
     assert "emgtool batch: 100%" in cap.err and "2/2" in cap.err  # tqdm bar with elapsed<ETA
     assert cap.out.splitlines()[0] == "done 2, skipped 0, failed 0"
+
+
+def test_largest_files_run_first_and_phases_are_timed(tmp_path, monkeypatch):
+    # Longest first balances the end of a batch: the last files to finish are short.
+    log = tmp_path / "log"
+    log.mkdir()
+    monkeypatch.setenv("EMGTOOL_TEST_LOG", str(log))
+    monkeypatch.delenv("EMGTOOL_NUM_THREADS", raising=False)
+    data = tmp_path / "data"
+    for name, seconds in (("a", 2.0), ("b", 6.0), ("c", 4.0), ("d", 8.0)):
+        write_recording(data / f"{name}.edf", seed=len(name) + int(seconds), seconds=seconds)
+    res = run_batch([data], tmp_path / "out", engine="serial", analyze=FAKE)
+    assert res.done == 4
+    assert calls(log) == ["d.edf", "b.edf", "c.edf", "a.edf"]
+    assert sum(res.timings.values()) == pytest.approx(res.seconds, abs=0.05)
+    assert res.timings["run"] > 0 and res.timings["outputs"] > 0
+    assert len(res.tasks) == 4
+    assert all(t["seconds"] > 0 and t["cpu_s"] >= 0 for t in res.tasks)
+    # The serial engine analyses in the caller's process: its thread settings stay as
+    # they were (one thread per file is for Dask workers, where files run in parallel).
+    assert {t.split()[0] for t in call_threads(log)} == {"emgtool=-"}
+    assert "EMGTOOL_NUM_THREADS" not in os.environ

@@ -6,9 +6,10 @@ import json
 
 import pandas as pd
 import pytest
-from .conftest import result_folders
 
 from emgtool.batch import run_batch
+
+from .conftest import result_folders
 
 
 def test_real_analysis_end_to_end(tmp_path):
