@@ -112,9 +112,9 @@ def page_factory():
 @pytest.fixture
 def report(tmp_path):
     """Report of a simulated ALS-like recording with cramps, as a perfect detector sees it."""
-    from .conftest import analysis_from_truth
-
     from emgtool.simulate import simulate
+
+    from .conftest import analysis_from_truth
 
     rec, truth = simulate("als-widespread", duration_s=120, seed=3, fs=1000, n_cramps=2)
     paths = write_report(analysis_from_truth(rec, truth), tmp_path)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from .conftest import analysis_from_truth
 from scipy.stats import binom
 
 from emgtool.report import summarize, write_report
 from emgtool.simulate import simulate
+
+from .conftest import analysis_from_truth
 
 RATE = 20.0  # fixed true rate of every fasciculating site (per minute)
 
