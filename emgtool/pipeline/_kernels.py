@@ -153,6 +153,19 @@ def sosfilt(
 
 
 # ---------------------------------------------------------------- raw-sample scan
+def _put_run(out, n_out, row, first, stop, value, running_max):  # pragma: no cover - compiled
+    """Append (row, first sample, stop sample, |x| of the run, running max at its end)."""
+    out[n_out, 0] = row
+    out[n_out, 1] = first
+    out[n_out, 2] = stop
+    out[n_out, 3] = value
+    out[n_out, 4] = running_max
+    return n_out + 1
+
+
+_put_run = _jit(_put_run) or _put_run
+
+
 def _scan_row(x, k, m, limit, out, n_out, row, offset):  # pragma: no cover - compiled
     """Exact scan of one row ``x`` (context + chunk): runs, max, bad counts.
 
@@ -181,13 +194,7 @@ def _scan_row(x, k, m, limit, out, n_out, row, offset):  # pragma: no cover - co
                 run_start = i - 1
         else:
             if run_start >= 0 and i - 1 - run_start >= k:
-                # (row, first sample, stop sample, |x| of the run, running max at its end)
-                out[n_out, 0] = row
-                out[n_out, 1] = run_start
-                out[n_out, 2] = i
-                out[n_out, 3] = abs(prev)
-                out[n_out, 4] = m
-                n_out += 1
+                n_out = _put_run(out, n_out, row, run_start, i, abs(prev), m)
             run_start = -1
         if a > m:
             m = a
@@ -195,12 +202,7 @@ def _scan_row(x, k, m, limit, out, n_out, row, offset):  # pragma: no cover - co
             absmax = a
         prev = v
     if run_start >= 0 and n - 1 - run_start >= k:
-        out[n_out, 0] = row
-        out[n_out, 1] = run_start
-        out[n_out, 2] = n
-        out[n_out, 3] = abs(prev)
-        out[n_out, 4] = m
-        n_out += 1
+        n_out = _put_run(out, n_out, row, run_start, n, abs(prev), m)
     return absmax, bad, absurd, n_out
 
 
