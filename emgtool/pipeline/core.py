@@ -1151,8 +1151,13 @@ def _covered_by_sustained(st: PipelineState, s: int, peak: int) -> bool | None:
     pb = peak // st.bin_n
     m = st.margin_bins
     m_after = st.after_bins  # the last discharges of a cramp thin out before it stops
-    for a, b in st.sustained[s]:
-        if a - m <= pb < b + m_after:
+    # Runs are in time order with non-decreasing ends (each starts where the last
+    # one ended or later), so walk back from the newest and stop at the first run
+    # that ended before this peak: the cost no longer grows with recording length.
+    for a, b in reversed(st.sustained[s]):
+        if b + m_after <= pb:
+            break
+        if a - m <= pb:
             return True
     ep = st.episode[s]
     if st.run_start[s] >= 0:
