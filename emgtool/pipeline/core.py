@@ -1199,29 +1199,22 @@ def provisional(st: PipelineState) -> list[dict]:
     """
     if not st.pending:
         return []
-    rp = st.recent_peaks
-    peaks = np.array([p for p, _, _ in rp], np.int64)
-    sites = np.array([s for _, s, _ in rp], np.int64)
-    amps = np.array([r["amplitude_uv"] for _, _, r in rp])
-    beat = np.array([st.ecg_site[s] and (r["ecg"] or r.get("cm", False)) for _, s, r in rp])
-    n_sites = len(st.site_keys)
-    cm_need = max(2, min(st.cfg.common_mode_sites, math.ceil(n_sites / 2)))
-    qrs_pre, qrs_post = st.qrs_n
+    ix = _recent_index(st)
+    n_p = len(st.pending)
+    pk_p = np.fromiter((p["peak"] for p in st.pending), np.int64, n_p)
+    site_p = np.fromiter((p["site_i"] for p in st.pending), np.int64, n_p)
+    ring_max, beat_near, _ = _neighbour_tests(st, ix, pk_p, site_p)
+    wide = _seen_widely(st, ix, pk_p)  # the common-mode rule, on what is known so far
     out = []
-    for p in st.pending:
-        s, pk = p["site_i"], p["peak"]
-        if p.get("ecg") or p.get("uniform") or _covered_by_sustained(st, s, pk):
+    for i, p in enumerate(st.pending):
+        s = p["site_i"]
+        if p.get("ecg") or p.get("uniform") or _covered_by_sustained(st, s, p["peak"]):
             continue
-        near = np.abs(peaks - pk)
-        if (
-            (sites == s) & (near <= st.ring_n_samples) & (amps * RING_RATIO > p["amplitude_uv"])
-        ).any():
+        if ring_max[i] * RING_RATIO > p["amplitude_uv"]:
             continue  # ringing of a larger potential
-        if st.cfg.ecg_reject and st.ecg_site[s]:
-            win = (peaks >= pk - qrs_pre) & (peaks <= pk + qrs_post)
-            if beat[win].any():
-                continue  # a heart beat seen on another trunk channel
-        if n_sites >= 2 and len(np.unique(sites[near <= st.cm_n])) >= cm_need:
+        if st.cfg.ecg_reject and st.ecg_site[s] and beat_near[i]:
+            continue  # a heart beat seen on another trunk channel
+        if wide[i]:
             continue  # the same instant on many sites: common-mode artefact
         for q in p.get("doublet") or (p,):
             out.append({k: q[k] for k in ("site_i", "start", "stop", "peak", "amplitude_uv")})
@@ -1256,60 +1249,89 @@ def _window_max(
 _SITE_KEY = np.int64(2**40)  # site * _SITE_KEY + sample orders candidates by site, then time
 
 
+@dataclass
+class _RecentIndex:
+    """Recent candidates (``st.recent_peaks``) as arrays, sorted for window queries."""
+
+    peaks: NDArray
+    sites: NDArray
+    amps: NDArray
+    by_time: NDArray  # order by peak
+    t_sorted: NDArray
+    by_key: NDArray  # order by (site, peak)
+    k_sorted: NDArray
+
+
+def _recent_index(st: PipelineState) -> _RecentIndex:
+    rp = st.recent_peaks
+    n = len(rp)
+    peaks = np.fromiter((p for p, _, _ in rp), np.int64, n)
+    sites = np.fromiter((s for _, s, _ in rp), np.int64, n)
+    amps = np.fromiter((r["amplitude_uv"] for _, _, r in rp), np.float64, n)
+    by_time = np.argsort(peaks, kind="stable")
+    key = sites * _SITE_KEY + peaks
+    by_key = np.argsort(key, kind="stable")
+    return _RecentIndex(peaks, sites, amps, by_time, peaks[by_time], by_key, key[by_key])
+
+
+def _seen_widely(st: PipelineState, ix: _RecentIndex, pk: NDArray) -> list[bool]:
+    """For each peak: candidates at >= the common-mode number of sites within ±cm_n.
+
+    Only a window holding that many candidates can qualify; those few are
+    checked one by one.
+    """
+    n_sites = len(st.site_keys)
+    cm_need = max(2, min(st.cfg.common_mode_sites, math.ceil(n_sites / 2)))
+    lo = np.searchsorted(ix.t_sorted, pk - st.cm_n, side="left").tolist()
+    hi = np.searchsorted(ix.t_sorted, pk + st.cm_n, side="right").tolist()
+    s_sorted = ix.sites[ix.by_time]
+    return [
+        n_sites >= 2 and b - a >= cm_need and len(set(s_sorted[a:b].tolist())) >= cm_need
+        for a, b in zip(lo, hi, strict=True)
+    ]
+
+
+def _neighbour_tests(
+    st: PipelineState, ix: _RecentIndex, pk_p: NDArray, site_p: NDArray
+) -> tuple[list, list, list]:
+    """Per candidate: (largest same-site amplitude within the ring window, a heart beat
+    within the QRS window, a common-mode candidate of its site within the artefact window).
+    Beats and common-mode flags are those known now (``r["cm"]``)."""
+    rp = st.recent_peaks
+    n_rp = len(rp)
+    cm_arr = np.fromiter((r.get("cm", False) for _, _, r in rp), bool, n_rp)
+    ecg_arr = np.fromiter((r["ecg"] for _, _, r in rp), bool, n_rp)
+    beat = st.ecg_site[ix.sites] & (ecg_arr | cm_arr) if n_rp else np.zeros(0, bool)
+    qrs_pre, qrs_post = st.qrs_n
+    kp = site_p * _SITE_KEY + pk_p
+    ring_max = _window_max(
+        ix.k_sorted, ix.amps[ix.by_key], kp - st.ring_n_samples, kp + st.ring_n_samples
+    )
+    beat_near = _window_any(ix.t_sorted, beat[ix.by_time], pk_p - qrs_pre, pk_p + qrs_post)
+    cm_near = _window_any(ix.k_sorted, cm_arr[ix.by_key], kp - st.art_n[1], kp + st.art_n[0])
+    return ring_max.tolist(), beat_near.tolist(), cm_near.tolist()
+
+
 def _decide(st: PipelineState, final: bool) -> None:
     if not st.pending:
         return
     st.pending.sort(key=lambda p: p["peak"])
     cfg = st.cfg
-    n_sites = len(st.site_keys)
-    cm_need = max(2, min(cfg.common_mode_sites, math.ceil(n_sites / 2)))
-    qrs_pre, qrs_post = st.qrs_n
-    horizon = st.seg_frontier - st.cm_n - st.max_pot_n - max(qrs_post, st.art_n[0])
+    horizon = st.seg_frontier - st.cm_n - st.max_pot_n - max(st.qrs_n[1], st.art_n[0])
     rp = st.recent_peaks
-    n_rp = len(rp)
-    peaks_arr = np.fromiter((p for p, _, _ in rp), np.int64, n_rp)
-    sites_arr = np.fromiter((s for _, s, _ in rp), np.int64, n_rp)
-    amps_arr = np.fromiter((r["amplitude_uv"] for _, _, r in rp), np.float64, n_rp)
-    by_time = np.argsort(peaks_arr, kind="stable")
-    t_sorted = peaks_arr[by_time]
+    ix = _recent_index(st)
     cm_known = st.seg_frontier - st.cm_n - st.max_pot_n
-    # Common-mode flag of every candidate whose neighbourhood is fully segmented:
-    # seen at >= cm_need sites within ±cm_n.  Only a window holding that many
-    # candidates can qualify; those few are checked one by one.
+    # Common-mode flag of every candidate whose neighbourhood is fully segmented.
     todo = [i for i, (pk, _s, r) in enumerate(rp) if "cm" not in r and (pk <= cm_known or final)]
     if todo:
-        pk_t = peaks_arr[todo]
-        lo = np.searchsorted(t_sorted, pk_t - st.cm_n, side="left")
-        hi = np.searchsorted(t_sorted, pk_t + st.cm_n, side="right")
-        s_sorted = sites_arr[by_time]
-        for i, lo_i, hi_i in zip(todo, lo.tolist(), hi.tolist(), strict=True):
-            r = rp[i][2]
-            wide = (
-                n_sites >= 2
-                and hi_i - lo_i >= cm_need
-                and len(set(s_sorted[lo_i:hi_i].tolist())) >= cm_need
-            )
-            r["cm"] = bool(wide or r["uniform"])
-    cm_arr = np.fromiter((r.get("cm", False) for _, _, r in rp), bool, n_rp)
-    ecg_arr = np.fromiter((r["ecg"] for _, _, r in rp), bool, n_rp)
-    beat = st.ecg_site[sites_arr] & (ecg_arr | cm_arr) if n_rp else np.zeros(0, bool)
+        wide = _seen_widely(st, ix, ix.peaks[todo])
+        for i, w in zip(todo, wide, strict=True):
+            rp[i][2]["cm"] = bool(w or rp[i][2]["uniform"])
     # Neighbourhood tests of every pending candidate at once (they only read rp).
     n_p = len(st.pending)
     pk_p = np.fromiter((p["peak"] for p in st.pending), np.int64, n_p)
     site_p = np.fromiter((p["site_i"] for p in st.pending), np.int64, n_p)
-    key = sites_arr * _SITE_KEY + peaks_arr
-    by_key = np.argsort(key, kind="stable")
-    k_sorted = key[by_key]
-    kp = site_p * _SITE_KEY + pk_p
-    # A phase or ringing of a much larger potential next to it (same site): same potential.
-    ring_max = _window_max(
-        k_sorted, amps_arr[by_key], kp - st.ring_n_samples, kp + st.ring_n_samples
-    )
-    # A heart beat (any ECG site) within the QRS window.
-    beat_near = _window_any(t_sorted, beat[by_time], pk_p - qrs_pre, pk_p + qrs_post)
-    # Motion and electrical artefacts ring on for tens of ms at each site they hit.
-    cm_near = _window_any(k_sorted, cm_arr[by_key], kp - st.art_n[1], kp + st.art_n[0])
-    ring_max, beat_near, cm_near = ring_max.tolist(), beat_near.tolist(), cm_near.tolist()
+    ring_max, beat_near, cm_near = _neighbour_tests(st, ix, pk_p, site_p)
     clipped = [[(a, b) for a, b, why in spans if why == "clipped"] for spans in st.excl]
     keep = []
     blocked_sites: set = set()
