@@ -51,7 +51,7 @@ def n_threads() -> int:
 
 def _halves(x: NDArray) -> tuple[slice, slice] | None:
     """Two channel halves when ``x`` (channels first) is worth splitting, else None."""
-    if _sosfilt_tiled_jit is None or x.size < THREAD_MIN_SIZE or x.shape[0] < 2:
+    if not HAVE_NUMBA or x.size < THREAD_MIN_SIZE or x.shape[0] < 2:
         return None
     if n_threads() < 2:
         return None

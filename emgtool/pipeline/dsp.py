@@ -91,9 +91,6 @@ def init_filter_state(
     return zi
 
 
-n_threads = _kernels.n_threads  # re-exported: the pipeline's thread cap
-
-
 def filter_step(
     sos: NDArray, x: NDArray[np.float32], zi: NDArray[np.float32]
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
