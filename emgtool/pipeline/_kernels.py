@@ -31,7 +31,7 @@ TILE = 256
 
 #: Chunks at least this large (channels × samples) run as two channel halves on two
 #: threads (the kernels release the GIL); smaller live blocks are not worth it.
-THREAD_MIN_SIZE = 400_000
+THREAD_MIN_SIZE = 100_000
 _POOL = None
 
 

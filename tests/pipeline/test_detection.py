@@ -142,3 +142,34 @@ def test_cramp_running_to_the_end_is_reported_whatever_the_length():
         assert len(cramps) == 1, ev
         assert abs(cramps["onset"].iloc[0] - 12.0) < 0.5
         assert abs(cramps["onset"].iloc[0] + cramps["duration"].iloc[0] - n / fs) < 0.5
+
+
+def test_shape_clusters_follow_motor_units():
+    """Shape labels group a site's potentials by the motor unit that fired them.
+
+    Scored on the detections matched to true potentials: adjusted Rand index
+    between shape label and true unit, and the number of shapes against the
+    number of units, per site with at least 20 matched potentials.
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    from emgtool.pipeline.analyze import analyze
+    from emgtool.scoring import match_events
+    from emgtool.simulate import simulate
+
+    rec, truth = simulate(
+        "als-widespread", duration_s=180, seed=3, snr_db=20, nuisances={"pink", "white"}
+    )
+    an = analyze(rec)
+    pairs = match_events(an.events, truth).pairs["fasciculation"]
+    det = an.events.iloc[pairs[:, 0]].reset_index(drop=True)
+    tru = truth.iloc[pairs[:, 1]].reset_index(drop=True)
+    ari, miscount = [], []
+    for _, g in det.groupby(["site", "side"]):
+        if len(g) >= 20:
+            units = tru.loc[g.index, "unit"]
+            ari.append(adjusted_rand_score(units, g["shape"]))
+            miscount.append(abs(units.nunique() - g["shape"].nunique()))
+    assert len(ari) >= 8
+    assert np.median(ari) >= 0.7, ari
+    assert np.median(miscount) <= 1, miscount
