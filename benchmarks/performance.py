@@ -312,6 +312,7 @@ STAGE_FUNCS = [
     ("emgtool.pipeline.dsp", "detect_mains", "mains detection"),
     ("emgtool.pipeline.core", "_update_noise", "noise floor"),
     ("emgtool.pipeline.core", "_probe_noise", "noise floor"),
+    ("emgtool.pipeline.core", "_close_block", "noise floor"),
     ("emgtool.pipeline.core", "_segment", "detection (candidates)"),
     ("emgtool.pipeline.core", "_measure", "features"),
     ("emgtool.pipeline.core", "_decide", "detection (decisions)"),

@@ -477,8 +477,7 @@ def _process(st: PipelineState, raw: NDArray, final: bool, probe: bool = False) 
     st.buf = np.concatenate([st.buf, y], axis=1) if st.buf.shape[1] else y
     if probe:
         _probe_noise(st, y)
-    _update_bins(st, y, a0, final=final)
-    _update_noise(st, y, a0, final=final)
+    _update_bins(st, y, a0, final=final)  # noise blocks too, in time order with the bins
     _segment(st, final=final)
     if st.decisions_on:
         _decide(st, final=final)
@@ -490,75 +489,110 @@ def _process(st: PipelineState, raw: NDArray, final: bool, probe: bool = False) 
 
 
 # ---------------------------------------------------------------------------- noise floor
-def _update_noise(st: PipelineState, y: NDArray, a0: int, final: bool) -> None:
-    """Finish 1-s blocks and record their robust SD per channel."""
+def _update_noise(st: PipelineState, y: NDArray, a0: int, final: bool) -> list[tuple]:
+    """Robust SD of every 1-s block this chunk completes, before activity is known.
+
+    Returns ``(block number, sd, excluded)`` per completed block, in order;
+    :func:`_close_block` turns each into the block's noise estimate once the
+    activity of its bins is known.  With ``final``, a last partial block of at
+    least a quarter block comes last.
+    """
     st.block_acc.append(y)
     acc_n = sum(a.shape[1] for a in st.block_acc)
     if acc_n < st.block_n and not final:
-        return
+        return []
     acc = np.concatenate(st.block_acc, axis=1) if len(st.block_acc) > 1 else st.block_acc[0]
     first_abs = a0 + y.shape[1] - acc.shape[1]
     n_full = acc.shape[1] // st.block_n
     # Every 4th sample (512 of 2048 at 2 kHz): ~5 % precision, a quarter of the work.
     sds = _kernels.block_robust_sd(acc, st.block_n, n_full, 4)
     span = n_full * st.block_n
-    excl_frac = (
-        _excluded_mask(st, first_abs, first_abs + span)
-        .reshape(len(st.channels), n_full, st.block_n)
-        .mean(axis=2)
-    )
+    excl_frac = _excluded_fraction_per_block(st, first_abs, n_full)
+    out = []
     for i in range(n_full):
         b_abs = first_abs + i * st.block_n
         sd = sds[i]
         if b_abs < st.warmup_n:  # drop the filter's settling transient
             blk = acc[:, i * st.block_n : (i + 1) * st.block_n][:, st.warmup_n - b_abs :]
             sd = dsp.robust_sd(blk[:, ::4]).astype(np.float32)
+        # A channel whose block is largely excluded (gap, clipping) has zero-filled
+        # or railed samples that would pull the noise floor, and every threshold, down.
+        excluded = excl_frac[:, i] > ACTIVE_BLOCK_FRACTION
+        if st.disconnected is not None:
+            excluded &= ~np.asarray(st.disconnected, bool)
+        out.append((b_abs // st.block_n, sd, excluded if b_abs >= st.warmup_n else None))
+    rest = acc[:, span:]
+    if final and rest.shape[1] >= max(8, st.block_n // 4):
+        out.append((-1, dsp.robust_sd(rest).astype(np.float32), None))
+        rest = rest[:, :0]
+    st.block_acc = [rest] if rest.shape[1] else []
+    return out
+
+
+def _excluded_fraction_per_block(st: PipelineState, first_abs: int, n_blocks: int) -> NDArray:
+    """(n_ch, n_blocks) fraction of each block's samples that is excluded."""
+    a, b = first_abs, first_abs + n_blocks * st.block_n
+    n_ch = len(st.channels)
+    if (
+        a >= st.warmup_n
+        and not (st.nan_open >= 0).any()
+        and not any(e > a and s0 < b for spans in st.excl for s0, e, _ in spans)
+    ):
+        return np.zeros((n_ch, n_blocks))  # the common case: nothing excluded
+    m = _excluded_mask(st, a, b).reshape(n_ch, n_blocks, st.block_n)
+    return m.mean(axis=2)
+
+
+def _close_block(st: PipelineState, blk: int, sd: NDArray, excluded: NDArray | None) -> None:
+    """Append one block's noise estimate (its bins' activity is known) and its floor."""
+    if blk >= 0:
         # A block mostly in activity (cramp, voluntary) says nothing about the
         # noise: carry the previous rest estimate so thresholds do not drift up.
-        blk_no = b_abs // st.block_n
-        n_bins = st.block_bins.pop(blk_no, 0)
-        busy = st.block_active.pop(blk_no, np.zeros(len(sd))) > ACTIVE_BLOCK_FRACTION * max(
-            n_bins, 1
-        )
-        # So does a channel whose block is largely excluded (gap, clipping): zero-filled
-        # or railed samples would pull the noise floor, and every threshold, down.
-        excluded = excl_frac[:, i] > ACTIVE_BLOCK_FRACTION
-        excluded &= ~np.asarray(st.disconnected, bool) if st.disconnected is not None else excluded
-        busy = busy | excluded if b_abs >= st.warmup_n else busy
+        n_bins = st.block_bins.pop(blk, 0)
+        busy = st.block_active.pop(blk, np.zeros(len(sd))) > ACTIVE_BLOCK_FRACTION * max(n_bins, 1)
+        if excluded is not None:
+            busy = busy | excluded
         if busy.any():
             prev = st.block_sd[-1] if st.block_sd else st.probe_sd
             if prev is not None:
                 sd = np.where(busy, prev, sd).astype(np.float32)
-        st.block_sd.append(sd)
-    rest = acc[:, n_full * st.block_n :]
-    if final and rest.shape[1] >= max(8, st.block_n // 4):
-        st.block_sd.append(dsp.robust_sd(rest).astype(np.float32))
-        rest = rest[:, :0]
-    st.block_acc = [rest] if rest.shape[1] else []
+    st.block_sd.append(sd)
     _extend_floor(st)
+
+
+def _percentile_last_axis(v: NDArray, pct: float) -> NDArray:
+    """``np.percentile(v, pct, axis=-1)`` ("linear"), cheap for short last axes.
+
+    np.percentile costs ~0.1 ms of overhead per call, and a floor is needed
+    per block; the same arithmetic serves one block or thousands, so every
+    floor is the same whichever way it was computed.
+    """
+    w = v.shape[-1]
+    v = np.sort(v, axis=-1)
+    pos = pct / 100.0 * (w - 1)
+    i = int(np.floor(pos))
+    t = np.float32(pos - i)
+    lo, hi = v[..., i], v[..., min(i + 1, w - 1)]
+    return (lo + t * (hi - lo)).astype(np.float32)
 
 
 def _extend_floor(st: PipelineState) -> None:
     """Noise floor in force in every block whose history is now final.
 
     The floor of block ``b`` is the ``NOISE_PCT`` percentile of the SDs of the
-    ``FLOOR_BLOCKS`` blocks before it.  All new blocks are done in one
-    ``np.percentile`` call over a sliding window (a call per block cost ~10 %
-    of an analysis of 16 channels); the values are those of per-block calls.
+    ``FLOOR_BLOCKS`` blocks before it (fewer at the start).
     """
     n = len(st.block_sd)  # the floor of every block b <= n is final
     b = len(st.sd_floor)
     while b <= n and b < FLOOR_BLOCKS:  # the first blocks have a shorter history
         hist = st.block_sd[:b]
-        st.sd_floor.append(
-            np.percentile(np.array(hist), NOISE_PCT, axis=0).astype(np.float32) if hist else None
-        )
+        st.sd_floor.append(_percentile_last_axis(np.array(hist).T, NOISE_PCT) if hist else None)
         b += 1
     if b > n:
         return
     hist = np.array(st.block_sd[b - FLOOR_BLOCKS : n])  # (n - b + FLOOR_BLOCKS, n_ch)
     win = np.lib.stride_tricks.sliding_window_view(hist, FLOOR_BLOCKS, axis=0)
-    st.sd_floor.extend(np.percentile(win, NOISE_PCT, axis=-1).astype(np.float32))
+    st.sd_floor.extend(_percentile_last_axis(win, NOISE_PCT))
 
 
 def _probe_noise(st: PipelineState, y: NDArray) -> None:
@@ -585,7 +619,7 @@ def _sd_for_block(st: PipelineState, b: int) -> NDArray:
     hist = st.block_sd[max(0, b - FLOOR_BLOCKS) : b]  # not final yet: not kept
     if not hist:
         return st.probe_sd
-    return np.percentile(np.array(hist), NOISE_PCT, axis=0).astype(np.float32)
+    return _percentile_last_axis(np.array(hist).T, NOISE_PCT)
 
 
 def _sd_matrix(st: PipelineState, samples: NDArray) -> NDArray:
@@ -900,7 +934,13 @@ def _measure(st, site_idx, s0, s1) -> None:
 
 # ---------------------------------------------------------------------------- activity
 def _update_bins(st: PipelineState, y: NDArray, a0: int, final: bool) -> None:
-    """Complete 10-ms RMS bins, mark active ones, track runs per site."""
+    """Complete 10-ms RMS bins and 1-s noise blocks in time order; track activity.
+
+    A bin is judged against the noise floor of the blocks before its own, and
+    a block's noise estimate needs the activity of its bins; so within a chunk
+    the bins up to each block's end are judged before that block is closed.
+    Every bin then sees a final floor, the same for any chunking.
+    """
     sums, st.bin_acc, st.bin_acc_n = _kernels.bin_sumsq(y, st.bin_n, st.bin_acc, st.bin_acc_n)
     counts = np.full(sums.shape[1], st.bin_n)
     if final and st.bin_acc_n:
@@ -908,16 +948,35 @@ def _update_bins(st: PipelineState, y: NDArray, a0: int, final: bool) -> None:
         counts = np.r_[counts, st.bin_acc_n]
         st.bin_acc = np.zeros(len(st.channels))
         st.bin_acc_n = 0
-    _activity(st, np.sqrt(sums / counts[None, :]).astype(np.float32), final)
-
-
-def _activity(st: PipelineState, rms: NDArray, final: bool) -> None:
-    n_ch, nb = rms.shape
-    if nb == 0:
+    rms = np.sqrt(sums / counts[None, :]).astype(np.float32)
+    blocks = _update_noise(st, y, a0, final)
+    b0 = st.n_bins
+    bin_end = b0 * st.bin_n + np.cumsum(counts)  # exclusive end sample of each bin
+    parts, lo = [], 0
+    for blk, sd, excluded in blocks:
+        if blk >= 0:
+            hi = int(np.searchsorted(bin_end, (blk + 1) * st.block_n, side="right"))
+            if hi > lo:
+                parts.append(_active_bins(st, rms[:, lo:hi], b0 + lo))
+                lo = hi
+        elif lo < rms.shape[1]:  # the final partial block comes after every bin
+            parts.append(_active_bins(st, rms[:, lo:], b0 + lo))
+            lo = rms.shape[1]
+        _close_block(st, blk, sd, excluded)
+    if lo < rms.shape[1]:
+        parts.append(_active_bins(st, rms[:, lo:], b0 + lo))
+    if not parts:
         if final:
             _close_runs(st, final=True)
         return
-    b0 = st.n_bins
+    active = np.concatenate([p[0] for p in parts], axis=1) if len(parts) > 1 else parts[0][0]
+    excl = np.concatenate([p[1] for p in parts], axis=1) if len(parts) > 1 else parts[0][1]
+    _activity(st, rms, active, excl, final)
+
+
+def _active_bins(st: PipelineState, rms: NDArray, b0: int) -> tuple[NDArray, NDArray]:
+    """Active and excluded channel-bins of bins ``b0 …``; counts busy bins per block."""
+    nb = rms.shape[1]
     bin_start = (b0 + np.arange(nb)) * st.bin_n
     blk = bin_start // st.block_n
     ub, inv = np.unique(blk, return_inverse=True)
@@ -926,12 +985,6 @@ def _activity(st: PipelineState, rms: NDArray, final: bool) -> None:
     # Excluded channel-bins (gaps, clipping, warm-up, disconnected) are neither active nor rest.
     excl = _excluded_bins(st, int(bin_start[0]), nb)
     active &= ~excl
-    n_sites = len(st.site_keys)
-    site_active = np.zeros((n_sites, nb), bool)
-    site_rms = np.zeros((n_sites, nb), np.float32)
-    for s, chs in enumerate(st.site_chs):
-        site_active[s] = active[chs].any(axis=0)
-        site_rms[s] = np.where(excl[chs], 0, rms[chs]).max(axis=0)
     # Per-channel busy bins per noise block (bins wholly inside one block).  A bin
     # is busy when it is active or follows an active bin of its channel by no more
     # than the run merge gap: weak activity (a cramp's quiet phase) is active only
@@ -940,12 +993,26 @@ def _activity(st: PipelineState, rms: NDArray, final: bool) -> None:
     # cramp within seconds and the rest of it becomes "rest" (causal: only earlier
     # bins bridge, so the count is the same for any chunking).
     busy = _bridge_active(st, active, b0)
-    blk_first = bin_start // st.block_n
-    inside = blk_first == (bin_start + st.bin_n - 1) // st.block_n
-    for blk in np.unique(blk_first[inside]):
-        sel = inside & (blk_first == blk)
-        st.block_active[int(blk)] = st.block_active.get(int(blk), 0) + busy[:, sel].sum(axis=1)
-        st.block_bins[int(blk)] = st.block_bins.get(int(blk), 0) + int(sel.sum())
+    inside = blk == (bin_start + st.bin_n - 1) // st.block_n
+    for b in np.unique(blk[inside]):
+        sel = inside & (blk == b)
+        st.block_active[int(b)] = st.block_active.get(int(b), 0) + busy[:, sel].sum(axis=1)
+        st.block_bins[int(b)] = st.block_bins.get(int(b), 0) + int(sel.sum())
+    return active, excl
+
+
+def _activity(
+    st: PipelineState, rms: NDArray, active: NDArray, excl: NDArray, final: bool
+) -> None:
+    """Sustained-activity runs per site from the chunk's judged bins."""
+    n_ch, nb = rms.shape
+    b0 = st.n_bins
+    n_sites = len(st.site_keys)
+    site_active = np.zeros((n_sites, nb), bool)
+    site_rms = np.zeros((n_sites, nb), np.float32)
+    for s, chs in enumerate(st.site_chs):
+        site_active[s] = active[chs].any(axis=0)
+        site_rms[s] = np.where(excl[chs], 0, rms[chs]).max(axis=0)
     coact = site_active.sum(axis=0).astype(np.int16)
     # Runs are made of firing bins: active, and not the filter ringing of a larger
     # potential just before (that tail would stretch one potential into a run).

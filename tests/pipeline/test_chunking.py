@@ -76,3 +76,21 @@ def test_two_thread_channel_halves_give_the_same_events(short_rec, monkeypatch):
     single = run_chunked(short_rec, cuts)
     assert len(single) > 10
     pd.testing.assert_frame_equal(threaded, single)
+
+
+def test_long_chunks_judge_activity_against_final_noise_floors():
+    """A 10-s chunk spans ten noise blocks; each bin is still judged against the
+    floor of every block before its own (not the few closed before the chunk).
+
+    At 0 dB the noise floor decides many bins; with the floor taken from a
+    truncated history this recording gave one event fewer with 10-s chunks
+    than with 0.5-s chunks.
+    """
+    from emgtool.io import as_source
+    from emgtool.pipeline.analyze import analyze_source
+
+    rec, _ = simulate("als-widespread", duration_s=60, seed=7, snr_db=0.0)
+    long_chunks = analyze_source(as_source(rec), chunk_s=10.0).events
+    short_chunks = analyze_source(as_source(rec), chunk_s=0.5).events
+    assert len(long_chunks) > 100
+    pd.testing.assert_frame_equal(long_chunks, short_chunks)
