@@ -25,7 +25,7 @@ from emgtool.errors import EmgtoolError
 from emgtool.events import write_events_tsv
 from emgtool.io import Source, as_source
 from emgtool.pipeline import _kernels
-from emgtool.pipeline.core import PROBE_S, flush, init_state, step
+from emgtool.pipeline.core import PROBE_S, flush, init_state, step, step_ahead, step_detect
 from emgtool.pipeline.finalize import finalize
 
 __all__ = [
@@ -128,6 +128,36 @@ def _read_ahead(chunks):
             yield chunk
 
 
+def _overlapped(chunks, state):
+    """Feed ``chunks`` through the pipeline, yielding each once it is taken in.
+
+    Once the pipeline has started, chunk k + 1 is filtered (compiled kernels,
+    GIL released) on another thread while detection works on chunk k; the
+    events are those of :func:`step` one chunk at a time.  With one thread
+    allowed (``EMGTOOL_NUM_THREADS=1``) it runs in line.
+    """
+    it = iter(chunks)
+    for chunk in it:
+        step(chunk, state)
+        yield chunk
+        if state.started and _kernels.n_threads() >= 2:
+            break
+    else:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="emgtool-filter") as pool:
+        ahead = None
+        for chunk in it:
+            nxt = pool.submit(step_ahead, chunk, state)
+            if ahead is not None:
+                step_detect(ahead.result(), state)
+            ahead = nxt
+            yield chunk
+        if ahead is not None:
+            step_detect(ahead.result(), state)
+
+
 def analyze_source(
     src: Source,
     config: DetectorConfig | None = None,
@@ -147,8 +177,7 @@ def analyze_source(
         from tqdm import tqdm
 
         bar = tqdm(total=round(src.duration_s), unit="s", desc="analysing", leave=False)
-    for chunk in _read_ahead(src.chunks(chunk_n)):
-        _, state = step(chunk, state)
+    for chunk in _overlapped(_read_ahead(src.chunks(chunk_n)), state):
         if bar is not None:
             bar.update(round(chunk.duration_s))
     _, state = flush(state)

@@ -128,7 +128,8 @@ class PipelineState:
     doublet_lags: range
     # progress
     n_in: int = 0  # raw samples received
-    pos: int = 0  # samples filtered
+    fe_pos: int = 0  # samples filtered (signal side, may run a chunk ahead)
+    pos: int = 0  # samples taken in by detection
     probe: list | None = field(default_factory=list)
     started: bool = False
     # filtering
@@ -175,6 +176,7 @@ class PipelineState:
     excl_done: list = field(default_factory=list)  # per channel, spans that can no longer matter
     gaps: list = field(default_factory=list)  # (a, b) where every channel is NaN
     nan_open: NDArray | None = None  # per channel start of an open NaN run, -1 if none
+    fe_nan_open: NDArray | None = None  # the same, signal side (may run a chunk ahead)
     nan_tail: NDArray | None = None  # per channel: last sample seen was NaN
     # decisions
     pending: list = field(default_factory=list)
@@ -261,6 +263,7 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
     st.excl = [[] for _ in range(n_ch)]
     st.excl_done = [[] for _ in range(n_ch)]
     st.nan_open = np.full(n_ch, -1, np.int64)
+    st.fe_nan_open = np.full(n_ch, -1, np.int64)
     st.nan_tail = np.zeros(n_ch, bool)
     st.seg_done_until = np.zeros(n_sites, np.int64)
     st.trackers = [CardiacTracker() for _ in range(n_sites)]
@@ -278,16 +281,7 @@ def step(chunk: Recording, state: PipelineState) -> tuple[list[dict], PipelineSt
     state is updated in place and returned (pass the returned one on).
     """
     st = state
-    if st.flushed:
-        raise RuntimeError("pipeline already flushed")
-    if chunk.first_sample != st.n_in:
-        raise ValueError(
-            f"chunk starts at sample {chunk.first_sample}, expected {st.n_in} (chunks must be contiguous)"
-        )
-    if chunk.n_channels != len(st.channels):
-        raise ValueError(f"chunk has {chunk.n_channels} channels, expected {len(st.channels)}")
-    raw = chunk.data
-    st.n_in += raw.shape[1]
+    raw = _take_in(st, chunk)
     if not st.started:
         st.probe.append(np.array(raw, dtype=np.float32))
         if st.n_in >= st.probe_n:
@@ -299,6 +293,37 @@ def step(chunk: Recording, state: PipelineState) -> tuple[list[dict], PipelineSt
     else:
         _process(st, raw, final=False)
     return _take_out(st), st
+
+
+def step_ahead(chunk: Recording, state: PipelineState) -> SignalChunk:
+    """The signal side of :func:`step`, for a pipeline that has started.
+
+    Offline analysis filters chunk k + 1 with this on another thread while
+    :func:`step_detect` works on chunk k; the pair gives exactly the events of
+    :func:`step`.  Call them in chunk order, each side one chunk at a time.
+    """
+    if not state.started:
+        raise RuntimeError("step_ahead needs a started pipeline (use step until then)")
+    return filter_chunk(state, _take_in(state, chunk))
+
+
+def step_detect(sig: SignalChunk, state: PipelineState) -> tuple[list[dict], PipelineState]:
+    """The detection side of :func:`step` for a chunk from :func:`step_ahead`."""
+    detect_chunk(state, sig)
+    return _take_out(state), state
+
+
+def _take_in(st: PipelineState, chunk: Recording) -> NDArray:
+    if st.flushed:
+        raise RuntimeError("pipeline already flushed")
+    if chunk.first_sample != st.n_in:
+        raise ValueError(
+            f"chunk starts at sample {chunk.first_sample}, expected {st.n_in} (chunks must be contiguous)"
+        )
+    if chunk.n_channels != len(st.channels):
+        raise ValueError(f"chunk has {chunk.n_channels} channels, expected {len(st.channels)}")
+    st.n_in += chunk.data.shape[1]
+    return chunk.data
 
 
 def flush(state: PipelineState) -> tuple[list[dict], PipelineState]:
@@ -376,29 +401,29 @@ def _bootstrap_ecg(st: PipelineState) -> None:
             p["ecg_done"] = True
 
 
-def _mark_nan(st: PipelineState, raw: NDArray, a0: int) -> NDArray:
-    """Record NaN runs as exclusions (and global gaps); returns raw with NaN → 0."""
+def _mark_nan(st: PipelineState, raw: NDArray, a0: int, sink: list) -> None:
+    """Append NaN runs as (channel, gap exclusion) to ``sink``; track runs still open."""
     bad = ~np.isfinite(raw)
     n = raw.shape[1]
-    if not bad.any() and not (st.nan_open >= 0).any():
-        return raw
+    nan_open = st.fe_nan_open
+    if not bad.any() and not (nan_open >= 0).any():
+        return
     # Open runs that ended exactly at this chunk's start (decided before the loop,
     # which may open new runs on the same channels).
-    closed = (st.nan_open >= 0) & ~bad[:, 0] if n else np.zeros(len(st.nan_open), bool)
+    closed = (nan_open >= 0) & ~bad[:, 0] if n else np.zeros(len(nan_open), bool)
     for r in np.flatnonzero(closed):
-        st.excl[r].append((int(st.nan_open[r]), a0 + st.warmup_n, "gap"))
-        st.nan_open[r] = -1
+        sink.append((int(r), (int(nan_open[r]), a0 + st.warmup_n, "gap")))
+        nan_open[r] = -1
     rows, starts, stops = find_runs(bad)
     for r, s, e in zip(rows, starts, stops, strict=True):
         a, b = a0 + int(s), a0 + int(e)
-        if s == 0 and st.nan_open[r] >= 0:
-            a = int(st.nan_open[r])
-            st.nan_open[r] = -1
+        if s == 0 and nan_open[r] >= 0:
+            a = int(nan_open[r])
+            nan_open[r] = -1
         if e == n:
-            st.nan_open[r] = a  # still open: record when it closes
+            nan_open[r] = a  # still open: record when it closes
             continue
-        st.excl[r].append((a, b + st.warmup_n, "gap"))
-    return np.where(bad, np.float32(0), raw)
+        sink.append((int(r), (a, b + st.warmup_n, "gap")))
 
 
 def _filter(st: PipelineState, raw: NDArray, a0: int, any_bad: bool = True) -> NDArray:
@@ -439,7 +464,7 @@ def _filter(st: PipelineState, raw: NDArray, a0: int, any_bad: bool = True) -> N
     return out
 
 
-def _scan_raw(st: PipelineState, raw: NDArray, a0: int) -> tuple[NDArray, bool]:
+def _scan_raw(st: PipelineState, raw: NDArray, a0: int, sink: list) -> tuple[NDArray, bool]:
     """Mask absurd samples and record clipped runs; returns (raw, any sample missing).
 
     A run of >= CLIP_RUN identical samples at the channel's extreme is clipped.
@@ -458,7 +483,7 @@ def _scan_raw(st: PipelineState, raw: NDArray, a0: int) -> tuple[NDArray, bool]:
         c0 = a0 - ctx.shape[1]
         keep = (runs[:, 3] > 0) & (runs[:, 3] >= 0.9 * runs[:, 4])
         for r, a, b in runs[keep, :3].astype(np.int64):
-            st.excl[r].append((c0 + int(a), c0 + int(b), "clipped"))
+            sink.append((int(r), (c0 + int(a), c0 + int(b), "clipped")))
     if raw.shape[1] >= k:
         st.raw_tail = np.array(raw[:, -k:], dtype=np.float32)
     elif raw.shape[1]:
@@ -466,18 +491,61 @@ def _scan_raw(st: PipelineState, raw: NDArray, a0: int) -> tuple[NDArray, bool]:
     return raw, bool(n_bad.any())
 
 
-def _process(st: PipelineState, raw: NDArray, final: bool, probe: bool = False) -> None:
+@dataclass
+class SignalChunk:
+    """The signal side of one chunk, ready for detection (see :func:`filter_chunk`)."""
+
+    a0: int  # first sample
+    y: NDArray  # band-passed, notched (n_ch, n)
+    excl: list  # (channel, (start, stop, reason)) found in this chunk, in order
+    nan_open: NDArray  # per channel start of a NaN run still open after the chunk
+    bin_sums: NDArray  # (n_ch, nb) sums of squares of the bins completed
+    bin_counts: NDArray  # (nb,) samples in each of those bins
+    blocks: list  # (block, robust SD) of the 1-s blocks completed; block -1 = final partial
+    final: bool
+
+
+def filter_chunk(st: PipelineState, raw: NDArray, final: bool = False) -> SignalChunk:
+    """Signal side of a chunk: clipping and gaps, filtering, bin and block sums.
+
+    It reads and writes only signal-side state (filter, clipping and gap
+    carries, bin and block accumulators), so offline analysis runs it one chunk
+    ahead, on another thread, while :func:`detect_chunk` works on the previous
+    chunk; ``detect_chunk(st, filter_chunk(st, raw))`` is one step.
+    """
     raw = np.asarray(raw, np.float32)
-    a0 = st.pos
-    raw, any_bad = _scan_raw(st, raw, a0)
-    if any_bad or (st.nan_open >= 0).any():
-        _mark_nan(st, raw, a0)
+    a0 = st.fe_pos
+    sink: list = []
+    raw, any_bad = _scan_raw(st, raw, a0, sink)
+    if any_bad or (st.fe_nan_open >= 0).any():
+        _mark_nan(st, raw, a0, sink)
     y = _filter(st, raw, a0, any_bad)
+    st.fe_pos += y.shape[1]
+    sums, st.bin_acc, st.bin_acc_n = _kernels.bin_sumsq(y, st.bin_n, st.bin_acc, st.bin_acc_n)
+    counts = np.full(sums.shape[1], st.bin_n)
+    if final and st.bin_acc_n:
+        sums = np.concatenate([sums, st.bin_acc[:, None]], axis=1)
+        counts = np.r_[counts, st.bin_acc_n]
+        st.bin_acc = np.zeros(len(st.channels))
+        st.bin_acc_n = 0
+    return SignalChunk(
+        a0, y, sink, st.fe_nan_open.copy(), sums, counts, _update_noise(st, y, a0, final), final
+    )
+
+
+def detect_chunk(st: PipelineState, sig: SignalChunk, probe: bool = False) -> None:
+    """Detection side of a chunk (noise floor, activity, candidates, decisions)."""
+    if sig.a0 != st.pos:
+        raise ValueError(f"signal chunk starts at {sig.a0}, detection is at {st.pos}")
+    for c, span in sig.excl:
+        st.excl[c].append(span)
+    st.nan_open = sig.nan_open
+    y, final = sig.y, sig.final
     st.pos += y.shape[1]
     st.buf = np.concatenate([st.buf, y], axis=1) if st.buf.shape[1] else y
     if probe:
         _probe_noise(st, y)
-    _update_bins(st, y, a0, final=final)  # noise blocks too, in time order with the bins
+    _update_bins(st, sig)  # noise blocks too, in time order with the bins
     _segment(st, final=final)
     if st.decisions_on:
         _decide(st, final=final)
@@ -488,14 +556,18 @@ def _process(st: PipelineState, raw: NDArray, final: bool, probe: bool = False) 
         st.buf_start = keep_from
 
 
+def _process(st: PipelineState, raw: NDArray, final: bool, probe: bool = False) -> None:
+    detect_chunk(st, filter_chunk(st, raw, final), probe=probe)
+
+
 # ---------------------------------------------------------------------------- noise floor
 def _update_noise(st: PipelineState, y: NDArray, a0: int, final: bool) -> list[tuple]:
-    """Robust SD of every 1-s block this chunk completes, before activity is known.
+    """Robust SD of every 1-s block this chunk completes (signal side).
 
-    Returns ``(block number, sd, excluded)`` per completed block, in order;
+    Returns ``(block number, sd)`` per completed block, in order;
     :func:`_close_block` turns each into the block's noise estimate once the
     activity of its bins is known.  With ``final``, a last partial block of at
-    least a quarter block comes last.
+    least a quarter block comes last, as block -1.
     """
     st.block_acc.append(y)
     acc_n = sum(a.shape[1] for a in st.block_acc)
@@ -507,7 +579,6 @@ def _update_noise(st: PipelineState, y: NDArray, a0: int, final: bool) -> list[t
     # Every 4th sample (512 of 2048 at 2 kHz): ~5 % precision, a quarter of the work.
     sds = _kernels.block_robust_sd(acc, st.block_n, n_full, 4)
     span = n_full * st.block_n
-    excl_frac = _excluded_fraction_per_block(st, first_abs, n_full)
     out = []
     for i in range(n_full):
         b_abs = first_abs + i * st.block_n
@@ -515,32 +586,41 @@ def _update_noise(st: PipelineState, y: NDArray, a0: int, final: bool) -> list[t
         if b_abs < st.warmup_n:  # drop the filter's settling transient
             blk = acc[:, i * st.block_n : (i + 1) * st.block_n][:, st.warmup_n - b_abs :]
             sd = dsp.robust_sd(blk[:, ::4]).astype(np.float32)
-        # A channel whose block is largely excluded (gap, clipping) has zero-filled
-        # or railed samples that would pull the noise floor, and every threshold, down.
-        excluded = excl_frac[:, i] > ACTIVE_BLOCK_FRACTION
-        if st.disconnected is not None:
-            excluded &= ~np.asarray(st.disconnected, bool)
-        out.append((b_abs // st.block_n, sd, excluded if b_abs >= st.warmup_n else None))
+        out.append((b_abs // st.block_n, sd))
     rest = acc[:, span:]
     if final and rest.shape[1] >= max(8, st.block_n // 4):
-        out.append((-1, dsp.robust_sd(rest).astype(np.float32), None))
+        out.append((-1, dsp.robust_sd(rest).astype(np.float32)))
         rest = rest[:, :0]
     st.block_acc = [rest] if rest.shape[1] else []
     return out
 
 
-def _excluded_fraction_per_block(st: PipelineState, first_abs: int, n_blocks: int) -> NDArray:
-    """(n_ch, n_blocks) fraction of each block's samples that is excluded."""
-    a, b = first_abs, first_abs + n_blocks * st.block_n
-    n_ch = len(st.channels)
+def _block_exclusions(st: PipelineState, blocks: list) -> list:
+    """Per completed block: channels whose block is largely excluded (None: none/warm-up).
+
+    A channel whose block is largely excluded (gap, clipping) has zero-filled or
+    railed samples that would pull the noise floor, and every threshold, down.
+    """
+    full = [blk for blk, _ in blocks if blk >= 0]
+    out = [None] * len(blocks)
+    if not full:
+        return out
+    a, b = full[0] * st.block_n, (full[-1] + 1) * st.block_n
     if (
         a >= st.warmup_n
         and not (st.nan_open >= 0).any()
         and not any(e > a and s0 < b for spans in st.excl for s0, e, _ in spans)
     ):
-        return np.zeros((n_ch, n_blocks))  # the common case: nothing excluded
-    m = _excluded_mask(st, a, b).reshape(n_ch, n_blocks, st.block_n)
-    return m.mean(axis=2)
+        return out  # the common case: nothing excluded
+    n_ch = len(st.channels)
+    frac = _excluded_mask(st, a, b).reshape(n_ch, len(full), st.block_n).mean(axis=2)
+    for i, blk in enumerate(full):
+        if blk * st.block_n >= st.warmup_n:
+            excluded = frac[:, i] > ACTIVE_BLOCK_FRACTION
+            if st.disconnected is not None:
+                excluded &= ~np.asarray(st.disconnected, bool)
+            out[i] = excluded
+    return out
 
 
 def _close_block(st: PipelineState, blk: int, sd: NDArray, excluded: NDArray | None) -> None:
@@ -862,7 +942,15 @@ def _measure(st, site_idx, s0, s1) -> None:
     saw[pj, pk] = np.maximum(np.maximum(seg_hi[pj, pk], -seg_lo[pj, pk]), 0) > thr
     wave = _gather(st, best_ch, peak - st.half_n, 2 * st.half_n)
     sd = sdm[best_ch, idx_n]
-    f = waveform_features(wave, sd, st.fs)
+    # Candidates already known to lie in sustained activity are dropped at decision
+    # whatever their shape; they only serve as neighbours of other candidates (peak,
+    # amplitude), so their shape is not measured.  At ECG sites every candidate
+    # still feeds the cardiac tracker, in order, as before.
+    light = _known_sustained(st, site_idx, peak) & ~st.ecg_site[site_idx]
+    full = np.flatnonzero(~light)
+    row = np.full(n, -1, np.int64)
+    row[full] = np.arange(len(full))
+    f = waveform_features(wave[full], sd[full], st.fs)
     uniform = np.zeros(n, bool)
     n_chs = (tab >= 0).sum(axis=1)
     for k in np.unique(n_chs[n_chs >= 8]):
@@ -872,15 +960,15 @@ def _measure(st, site_idx, s0, s1) -> None:
     # Doublets: the window holds the same potential twice (see doublets.py).
     amp_all = pp[idx_n, best_k]
     lag = np.zeros(n, np.int64)
-    big = amp_all >= DOUBLET_MIN_PP_SD * 2 * sd
+    big = (amp_all >= DOUBLET_MIN_PP_SD * 2 * sd) & ~light
     if big.any():
         lag[big], _ = find_doublets(wave[big], sd[big], st.doublet_lags)
     # Peak to peak within the candidate's own segment: the window around
     # it may also hold a neighbouring, larger potential.
     amp64 = amp_all.astype(np.float64)
     keep = np.flatnonzero(amp64 >= cfg.fasc_min_pp_uv)
-    start = (peak - st.half_n + f["onset"]).tolist()
-    stop = np.maximum(s1, peak - st.half_n + f["last"] + 1).tolist()
+    start = (peak[full] - st.half_n + f["onset"]).tolist()
+    stop = np.maximum(s1[full], peak[full] - st.half_n + f["last"] + 1).tolist()
     cols = {
         k: v.tolist()
         for k, v in f.items()
@@ -893,21 +981,27 @@ def _measure(st, site_idx, s0, s1) -> None:
         uniform.tolist(),
     )
     site_l = site_idx.tolist()
+    light_l, row_l = light.tolist(), row.tolist()
     new = []
     for j in keep.tolist():
+        if light_l[j]:  # a neighbour only (see above): never pending, never an event
+            rec = {"amplitude_uv": amp_l[j], "uniform": uni_l[j], "ecg": False}
+            st.recent_peaks.append((peak_l[j], site_l[j], rec))
+            continue
         chans = tab[j][saw[j]].tolist() or [best_l[j]]
+        i = row_l[j]
         rec = {
             "site_i": site_l[j],
-            "start": start[j],
-            "stop": stop[j],
+            "start": start[i],
+            "stop": stop[i],
             "peak": peak_l[j],
             "best_ch": best_l[j],
             "channels": chans,
             "amplitude_uv": amp_l[j],
-            "duration_ms": cols["duration_ms"][j],
-            "phases": cols["phases"][j],
-            "turns": cols["turns"][j],
-            "area_uv_ms": cols["area_uv_ms"][j],
+            "duration_ms": cols["duration_ms"][i],
+            "phases": cols["phases"][i],
+            "turns": cols["turns"][i],
+            "area_uv_ms": cols["area_uv_ms"][i],
             "uniform": uni_l[j],
             "wave": wave[j],
             "ecg": False,
@@ -917,9 +1011,10 @@ def _measure(st, site_idx, s0, s1) -> None:
         new.append(rec)
         st.pending.append(rec)
         st.recent_peaks.append((rec["peak"], rec["site_i"], rec))
-    dbl = [i for i, j in enumerate(keep.tolist()) if lag[j]]
+    kept = [j for j in keep.tolist() if not light_l[j]]  # the rows of ``new``
+    dbl = [i for i, j in enumerate(kept) if lag[j]]
     if dbl:
-        jj = keep[dbl]
+        jj = np.asarray(kept)[dbl]
         parts = _doublet_parts(st, [new[i] for i in dbl], lag[jj], sd[jj])
         for i, pr in zip(dbl, parts, strict=True):
             new[i]["doublet"] = pr
@@ -933,27 +1028,21 @@ def _measure(st, site_idx, s0, s1) -> None:
 
 
 # ---------------------------------------------------------------------------- activity
-def _update_bins(st: PipelineState, y: NDArray, a0: int, final: bool) -> None:
-    """Complete 10-ms RMS bins and 1-s noise blocks in time order; track activity.
+def _update_bins(st: PipelineState, sig: SignalChunk) -> None:
+    """Judge the chunk's 10-ms RMS bins and close its 1-s noise blocks in time order.
 
     A bin is judged against the noise floor of the blocks before its own, and
     a block's noise estimate needs the activity of its bins; so within a chunk
     the bins up to each block's end are judged before that block is closed.
     Every bin then sees a final floor, the same for any chunking.
     """
-    sums, st.bin_acc, st.bin_acc_n = _kernels.bin_sumsq(y, st.bin_n, st.bin_acc, st.bin_acc_n)
-    counts = np.full(sums.shape[1], st.bin_n)
-    if final and st.bin_acc_n:
-        sums = np.concatenate([sums, st.bin_acc[:, None]], axis=1)
-        counts = np.r_[counts, st.bin_acc_n]
-        st.bin_acc = np.zeros(len(st.channels))
-        st.bin_acc_n = 0
+    final, sums, counts = sig.final, sig.bin_sums, sig.bin_counts
     rms = np.sqrt(sums / counts[None, :]).astype(np.float32)
-    blocks = _update_noise(st, y, a0, final)
+    blocks = sig.blocks
     b0 = st.n_bins
     bin_end = b0 * st.bin_n + np.cumsum(counts)  # exclusive end sample of each bin
     parts, lo = [], 0
-    for blk, sd, excluded in blocks:
+    for (blk, sd), excluded in zip(blocks, _block_exclusions(st, blocks), strict=True):
         if blk >= 0:
             hi = int(np.searchsorted(bin_end, (blk + 1) * st.block_n, side="right"))
             if hi > lo:
@@ -1233,6 +1322,35 @@ def _emit_episode(
 
 
 # ---------------------------------------------------------------------------- decisions
+def _known_sustained(st: PipelineState, site_idx: NDArray, peaks: NDArray) -> NDArray:
+    """True where :func:`_covered_by_sustained` already answers True (vectorised).
+
+    Those answers are final: sustained runs are only ever extended or added.
+    Only its first two rules are applied (recorded runs, and an open run that is
+    already sustained); a False here means "measure it", not "not covered".
+    """
+    out = np.zeros(len(peaks), bool)
+    if not len(peaks):
+        return out
+    pb = peaks // st.bin_n
+    m, m_after, brief = st.margin_bins, st.after_bins, _brief_bins(st)
+    for s in np.unique(site_idx).tolist():
+        sel = site_idx == s
+        p = pb[sel]
+        lo_pb = int(p.min())
+        hit = np.zeros(len(p), bool)
+        for a, b in reversed(st.sustained[s]):
+            if b + m_after <= lo_pb:
+                break
+            hit |= (a - m <= p) & (p < b + m_after)
+        rs, rl = int(st.run_start[s]), int(st.run_last[s])
+        if rs >= 0 and (rl - rs + 1 >= st.sustained_bins or st.run_active[s] >= brief):
+            # Up to where the run will be recorded whenever it closes (final).
+            hit |= (rs - m <= p) & (p < rl + 1 + m_after)
+        out[sel] = hit
+    return out
+
+
 def _covered_by_sustained(st: PipelineState, s: int, peak: int) -> bool | None:
     """True/False if known whether ``peak`` lies in sustained activity (± margin); None if not yet."""
     pb = peak // st.bin_n
