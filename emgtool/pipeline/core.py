@@ -1040,40 +1040,41 @@ def _update_bins(st: PipelineState, sig: SignalChunk) -> None:
     rms = np.sqrt(sums / counts[None, :]).astype(np.float32)
     blocks = sig.blocks
     b0 = st.n_bins
+    # Excluded channel-bins (gaps, clipping, warm-up, disconnected) are neither active nor rest.
+    excl = _excluded_bins(st, b0 * st.bin_n, rms.shape[1])
     bin_end = b0 * st.bin_n + np.cumsum(counts)  # exclusive end sample of each bin
     parts, lo = [], 0
     for (blk, sd), excluded in zip(blocks, _block_exclusions(st, blocks), strict=True):
         if blk >= 0:
             hi = int(np.searchsorted(bin_end, (blk + 1) * st.block_n, side="right"))
             if hi > lo:
-                parts.append(_active_bins(st, rms[:, lo:hi], b0 + lo))
+                parts.append(_active_bins(st, rms[:, lo:hi], excl[:, lo:hi], b0 + lo))
                 lo = hi
         elif lo < rms.shape[1]:  # the final partial block comes after every bin
-            parts.append(_active_bins(st, rms[:, lo:], b0 + lo))
+            parts.append(_active_bins(st, rms[:, lo:], excl[:, lo:], b0 + lo))
             lo = rms.shape[1]
         _close_block(st, blk, sd, excluded)
     if lo < rms.shape[1]:
-        parts.append(_active_bins(st, rms[:, lo:], b0 + lo))
+        parts.append(_active_bins(st, rms[:, lo:], excl[:, lo:], b0 + lo))
     if not parts:
         if final:
             _close_runs(st, final=True)
         return
-    active = np.concatenate([p[0] for p in parts], axis=1) if len(parts) > 1 else parts[0][0]
-    excl = np.concatenate([p[1] for p in parts], axis=1) if len(parts) > 1 else parts[0][1]
+    active = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
     _activity(st, rms, active, excl, final)
 
 
-def _active_bins(st: PipelineState, rms: NDArray, b0: int) -> tuple[NDArray, NDArray]:
-    """Active and excluded channel-bins of bins ``b0 …``; counts busy bins per block."""
+def _active_bins(st: PipelineState, rms: NDArray, excl: NDArray, b0: int) -> NDArray:
+    """Active channel-bins of bins ``b0 …`` (not excluded); counts busy bins per block."""
     nb = rms.shape[1]
     bin_start = (b0 + np.arange(nb)) * st.bin_n
     blk = bin_start // st.block_n
-    ub, inv = np.unique(blk, return_inverse=True)
-    sd = np.stack([_sd_for_block(st, int(b)) for b in ub], axis=1)[:, inv]
-    active = rms > ACTIVE_RMS_SD * sd
-    # Excluded channel-bins (gaps, clipping, warm-up, disconnected) are neither active nor rest.
-    excl = _excluded_bins(st, int(bin_start[0]), nb)
-    active &= ~excl
+    if blk[0] == blk[-1]:  # the usual case: one block's floor for every bin
+        sd = _sd_for_block(st, int(blk[0]))[:, None]
+    else:
+        ub, inv = np.unique(blk, return_inverse=True)
+        sd = np.stack([_sd_for_block(st, int(b)) for b in ub], axis=1)[:, inv]
+    active = (rms > ACTIVE_RMS_SD * sd) & ~excl
     # Per-channel busy bins per noise block (bins wholly inside one block).  A bin
     # is busy when it is active or follows an active bin of its channel by no more
     # than the run merge gap: weak activity (a cramp's quiet phase) is active only
@@ -1087,7 +1088,7 @@ def _active_bins(st: PipelineState, rms: NDArray, b0: int) -> tuple[NDArray, NDA
         sel = inside & (blk == b)
         st.block_active[int(b)] = st.block_active.get(int(b), 0) + busy[:, sel].sum(axis=1)
         st.block_bins[int(b)] = st.block_bins.get(int(b), 0) + int(sel.sum())
-    return active, excl
+    return active
 
 
 def _activity(
