@@ -943,11 +943,13 @@ def _measure(st, site_idx, s0, s1) -> None:
     wave = _gather(st, best_ch, peak - st.half_n, 2 * st.half_n)
     sd = sdm[best_ch, idx_n]
     # Candidates already known to lie in sustained activity are dropped at decision
-    # whatever their shape; they only serve as neighbours of other candidates (peak,
-    # amplitude), so their shape is not measured.  At ECG sites every candidate
-    # still feeds the cardiac tracker, in order, as before.
-    light = _known_sustained(st, site_idx, peak) & ~st.ecg_site[site_idx]
-    full = np.flatnonzero(~light)
+    # whatever their shape, so their shape is not measured.  They still serve as
+    # neighbours of other candidates (peak, amplitude), and at ECG sites every
+    # candidate still feeds the cardiac tracker, in order; elsewhere they are only
+    # neighbours ("light") and never pending.
+    covered = _known_sustained(st, site_idx, peak)
+    light = covered & ~st.ecg_site[site_idx]
+    full = np.flatnonzero(~covered)
     row = np.full(n, -1, np.int64)
     row[full] = np.arange(len(full))
     f = waveform_features(wave[full], sd[full], st.fs)
@@ -956,11 +958,11 @@ def _measure(st, site_idx, s0, s1) -> None:
     for k in np.unique(n_chs[n_chs >= 8]):
         rows = n_chs == k
         ppk = pp[rows, :k]
-        uniform[rows] = np.percentile(ppk, 25, axis=1) >= 0.5 * ppk.max(axis=1)
+        uniform[rows] = _percentile_last_axis(ppk, 25.0) >= 0.5 * ppk.max(axis=1)
     # Doublets: the window holds the same potential twice (see doublets.py).
     amp_all = pp[idx_n, best_k]
     lag = np.zeros(n, np.int64)
-    big = (amp_all >= DOUBLET_MIN_PP_SD * 2 * sd) & ~light
+    big = (amp_all >= DOUBLET_MIN_PP_SD * 2 * sd) & ~covered
     if big.any():
         lag[big], _ = find_doublets(wave[big], sd[big], st.doublet_lags)
     # Peak to peak within the candidate's own segment: the window around
@@ -989,19 +991,19 @@ def _measure(st, site_idx, s0, s1) -> None:
             st.recent_peaks.append((peak_l[j], site_l[j], rec))
             continue
         chans = tab[j][saw[j]].tolist() or [best_l[j]]
-        i = row_l[j]
+        i = row_l[j]  # -1: covered (dropped at decision): no shape measures
         rec = {
             "site_i": site_l[j],
-            "start": start[i],
-            "stop": stop[i],
+            "start": start[i] if i >= 0 else peak_l[j],
+            "stop": stop[i] if i >= 0 else peak_l[j] + 1,
             "peak": peak_l[j],
             "best_ch": best_l[j],
             "channels": chans,
             "amplitude_uv": amp_l[j],
-            "duration_ms": cols["duration_ms"][i],
-            "phases": cols["phases"][i],
-            "turns": cols["turns"][i],
-            "area_uv_ms": cols["area_uv_ms"][i],
+            "duration_ms": cols["duration_ms"][i] if i >= 0 else math.nan,
+            "phases": cols["phases"][i] if i >= 0 else 0,
+            "turns": cols["turns"][i] if i >= 0 else 0,
+            "area_uv_ms": cols["area_uv_ms"][i] if i >= 0 else math.nan,
             "uniform": uni_l[j],
             "wave": wave[j],
             "ecg": False,
