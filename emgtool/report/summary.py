@@ -141,34 +141,51 @@ def _col(df: pd.DataFrame, name: str, dtype=float) -> np.ndarray:
     return s.to_numpy(dtype=float, na_value=np.nan)
 
 
-def _channels_of(df: pd.DataFrame) -> list[set[str]]:
-    if "channel" not in df.columns:
-        return [set() for _ in range(len(df))]
-    return [set(str(c).split("|")) if isinstance(c, str) and c else set() for c in df["channel"]]
-
-
-def _at_site(events: pd.DataFrame, site: str, side: str) -> np.ndarray:
-    return ((events["site"].astype(str) == site) & (events["side"].astype(str) == side)).to_numpy()
+def _str_column(col: pd.Series) -> np.ndarray:
+    """A text column as an object array of str, without a copy of every string when
+    it is one already (``astype(str)`` copies a million rows of a day's events)."""
+    if pd.api.types.is_string_dtype(col) and not col.isna().any():
+        return col.to_numpy(dtype=object)
+    return col.astype(str).to_numpy()
 
 
 def _split_events(analysis) -> dict:
     """Group the event table once: fasciculations and cramps per (site, side),
-    and the non-fasciculation rows (the only ones that remove observation time)."""
+    and the non-fasciculation rows (the only ones that remove observation time).
+
+    Memory matters here: a day-long recording has a million event rows.  Each
+    group is one copy of its rows (no intermediate copy of the whole kind), and
+    the non-fasciculation rows are kept as a few numpy columns, their channel
+    lists factorised (a day of heart beats repeats the same few channel sets).
+    """
     ev = analysis.events
-    out: dict = {"fasc": {}, "cramp": {}, "nonfasc": ev.iloc[0:0], "nonfasc_chans": []}
+    out: dict = {"fasc": {}, "cramp": {}, "nonfasc": None}
     if not len(ev):
         return out
-    kinds = ev["trial_type"].astype(str).to_numpy()
-    key_cols = ev[["site", "side"]].astype(str)
+    kinds, site, side = (_str_column(ev[c]) for c in ("trial_type", "site", "side"))
+    onset = ev["onset"].to_numpy(dtype=float)
     for kind, name in ((FASC, "fasc"), (CRAMP, "cramp")):
-        sub = ev[kinds == kind]
-        if len(sub):
-            keys = key_cols[kinds == kind]
-            for k, g in sub.groupby([keys["site"], keys["side"]], sort=False):
-                out[name][(str(k[0]), str(k[1]))] = g.sort_values("onset", kind="stable")
-    nf = ev[kinds != FASC]
-    out["nonfasc"] = nf
-    out["nonfasc_chans"] = _channels_of(nf)
+        pos = np.flatnonzero(kinds == kind)
+        if not len(pos):
+            continue
+        groups = pd.DataFrame({"site": site[pos], "side": side[pos]}).groupby(
+            ["site", "side"], sort=False
+        )
+        for k, idx in groups.indices.items():
+            p = pos[idx]
+            p = p[np.argsort(onset[p], kind="stable")]  # as sort_values(kind="stable")
+            out[name][(str(k[0]), str(k[1]))] = ev.iloc[p]
+    nf = np.flatnonzero(kinds != FASC)
+    chan = ev["channel"].to_numpy()[nf] if "channel" in ev.columns else np.full(len(nf), "")
+    codes, uniques = pd.factorize(pd.Series(chan, dtype=object).fillna(""), use_na_sentinel=False)
+    out["nonfasc"] = {
+        "onset": onset[nf],
+        "duration": np.nan_to_num(ev["duration"].to_numpy(dtype=float)[nf], nan=0.0),
+        "site": site[nf],
+        "side": side[nf],
+        "chan_code": codes,
+        "chan_sets": [set(str(c).split("|")) if c else set() for c in uniques],
+    }
     return out
 
 
@@ -185,16 +202,16 @@ def excluded_spans_s(
     warm = float(getattr(analysis.config, "warmup_s", 0.0) or 0.0)
     spans = [(a / fs, b / fs + warm) for a, b in analysis.gaps]
     split = split if split is not None else _split_events(analysis)
-    ev = split["nonfasc"]
-    if len(ev):
-        here = _at_site(ev, site_result.site, site_result.side)
+    nf = split["nonfasc"]
+    if nf is not None and len(nf["onset"]):
+        here = (nf["site"] == site_result.site) & (nf["side"] == site_result.side)
         chans = set(site_result.channels)
-        on_chan = np.array([bool(c & chans) for c in split["nonfasc_chans"]], dtype=bool)
-        du_all = np.nan_to_num(ev["duration"].to_numpy(dtype=float), nan=0.0)
-        sel = (here | on_chan) & (du_all >= min_event_s)
-        on = ev["onset"].to_numpy(dtype=float)[sel]
-        du = du_all[sel]
-        spans += list(zip(on, on + du, strict=True))
+        chan_hit = np.array([bool(c & chans) for c in nf["chan_sets"]], dtype=bool)
+        on_chan = chan_hit[nf["chan_code"]]
+        sel = (here | on_chan) & (nf["duration"] >= min_event_s)
+        on = nf["onset"][sel]
+        du = nf["duration"][sel]
+        spans += list(zip(on.tolist(), (on + du).tolist(), strict=True))
     spans.sort()
     merged: list[list[float]] = []
     for a, b in spans:

@@ -162,3 +162,35 @@ def test_write_report_16_sites(sixteen, tmp_path):
     assert paths["report_html"].read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert sorted(f.name for f in (tmp_path / "out").iterdir()) == ["report.html", "summary.json"]
     # Speed is measured by benchmarks/performance.py, not asserted here (shared machines).
+
+
+def test_raster_of_a_day_draws_one_tick_per_pixel_column(factory, spec):
+    """A day-long recording has ~10^5 fasciculations per site; the raster draws at
+    most a few ticks per pixel column (bounded memory), at the same places, while a
+    short recording keeps every tick."""
+    import numpy as np
+    from matplotlib.collections import LineCollection
+
+    from emgtool.report.figures import _time_unit, raster_figure
+
+    def ticks(an):
+        fig = raster_figure(an, summarize(an))
+        (coll,) = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)]
+        return np.sort([seg[0, 0] for seg in coll.get_segments()])
+
+    def onsets(an):
+        f = an.events["trial_type"] == "fasciculation"
+        return np.sort(an.events.loc[f, "onset"].to_numpy()) / _time_unit(an.duration_s)[0]
+
+    def nearest(x, ref):
+        i = np.clip(np.searchsorted(ref, x), 1, len(ref) - 1)
+        return np.minimum(np.abs(x - ref[i - 1]), np.abs(x - ref[i]))
+
+    day = factory([spec("biceps", "L", "cervical", 75)], duration_s=86400.0, seed=2)
+    drawn, true = ticks(day), onsets(day)
+    assert len(true) > 100_000 and len(drawn) < 10_000
+    quarter_px = (86400.0 / _time_unit(86400.0)[0]) / (4 * 600)  # the axis is > 600 px
+    assert nearest(drawn, true).max() < quarter_px  # no tick where there is no event
+    assert nearest(true, drawn).max() < quarter_px  # no event without its tick
+    short = factory([spec("biceps", "L", "cervical", 30)], duration_s=300.0, seed=2)
+    assert np.array_equal(ticks(short), onsets(short))
