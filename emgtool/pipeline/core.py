@@ -42,6 +42,7 @@ from emgtool.pipeline import _kernels, dsp
 from emgtool.pipeline.doublets import comb_inverse, find_doublets
 from emgtool.pipeline.ecg import ECG_SITES, CardiacTracker, bootstrap, classify
 from emgtool.pipeline.features import waveform_features
+from emgtool.pipeline.ringing import ringing_envelope
 from emgtool.pipeline.runs import find_runs
 from emgtool.pipeline.store import EventStore, WaveStore
 from emgtool.recording import Channel, Recording
@@ -68,8 +69,8 @@ EPISODE_GAP_S = 1.0  # sustained runs of a site closer than this are one episode
 SUSTAINED_AFTER_S = 0.3  # ... and after it (its last discharges thin out)
 RING_S = 900.0  # activity history kept for cramp statistics (15 min)
 MAX_WAVEFORMS_PER_SITE = 20000
-RING_MS = 40.0  # a much smaller candidate this close to a potential is its filter ringing
-RING_RATIO = 0.5
+RING_MS = 40.0  # a candidate this close to a potential at least twice its size is a phase of it
+RING_RATIO = 0.5  # (before or after it; after it, also the filter's ringing: see ringing.py)
 QRS_MS = (80.0, 60.0)  # candidates this close (before, after) to a heart beat belong to it
 ARTEFACT_MS = (
     30.0,
@@ -133,6 +134,7 @@ class PipelineState:
     # filtering
     sos: NDArray | None = None
     zi: NDArray | None = None
+    ring_env: NDArray | None = None  # the filter's ringing after a peak, per lag (ringing.py)
     mains_hz: float | None = None
     harmonics: tuple = ()
     mains_ratio: NDArray | None = None
@@ -342,6 +344,7 @@ def _start(st: PipelineState, probe: NDArray, final: bool) -> None:
         st.fs, cfg.band_hz, cfg.filter_order, mains_hz=st.mains_hz, harmonics=st.harmonics
     )
     st.zi = dsp.init_filter_state(st.sos, len(st.channels))
+    st.ring_env = ringing_envelope(st.sos, st.fs)
     # Channels that are essentially pure, strong mains are disconnected electrodes
     # (a few µV of hum on a quiet channel is removed by the notches, not a fault).
     st.disconnected = (st.mains_ratio > 0.8) & (mains_rms >= DISCONNECTED_MAINS_UV)
@@ -1203,14 +1206,14 @@ def provisional(st: PipelineState) -> list[dict]:
     n_p = len(st.pending)
     pk_p = np.fromiter((p["peak"] for p in st.pending), np.int64, n_p)
     site_p = np.fromiter((p["site_i"] for p in st.pending), np.int64, n_p)
-    ring_max, beat_near, _ = _neighbour_tests(st, ix, pk_p, site_p)
+    ring_lim, beat_near, _ = _neighbour_tests(st, ix, pk_p, site_p)
     wide = _seen_widely(st, ix, pk_p)  # the common-mode rule, on what is known so far
     out = []
     for i, p in enumerate(st.pending):
         s = p["site_i"]
         if p.get("ecg") or p.get("uniform") or _covered_by_sustained(st, s, p["peak"]):
             continue
-        if ring_max[i] * RING_RATIO > p["amplitude_uv"]:
+        if ring_lim[i] > p["amplitude_uv"]:
             continue  # ringing of a larger potential
         if st.cfg.ecg_reject and st.ecg_site[s] and beat_near[i]:
             continue  # a heart beat seen on another trunk channel
@@ -1243,6 +1246,24 @@ def _window_max(
         idx = lo + o
         ok = idx < hi
         out[ok] = np.maximum(out[ok], values[idx[ok]])
+    return out
+
+
+def _ringing_after(sorted_keys: NDArray, amps: NDArray, key: NDArray, env: NDArray) -> NDArray:
+    """For each key: the largest p-p that the filter can ring at it after earlier candidates.
+
+    ``amps[j] · env[key - sorted_keys[j]]`` over the candidates ``j`` of the same
+    site up to ``len(env) - 1`` samples before (keys are ``site · _SITE_KEY + peak``).
+    """
+    n_env = len(env)
+    lo = np.searchsorted(sorted_keys, key - (n_env - 1), side="left")
+    hi = np.searchsorted(sorted_keys, key, side="left")  # strictly before
+    out = np.zeros(len(key))
+    for o in range(int((hi - lo).max(initial=0))):
+        idx = lo + o
+        ok = np.flatnonzero(idx < hi)
+        j = idx[ok]
+        out[ok] = np.maximum(out[ok], amps[j] * env[key[ok] - sorted_keys[j]])
     return out
 
 
@@ -1294,8 +1315,9 @@ def _seen_widely(st: PipelineState, ix: _RecentIndex, pk: NDArray) -> list[bool]
 def _neighbour_tests(
     st: PipelineState, ix: _RecentIndex, pk_p: NDArray, site_p: NDArray
 ) -> tuple[list, list, list]:
-    """Per candidate: (largest same-site amplitude within the ring window, a heart beat
-    within the QRS window, a common-mode candidate of its site within the artefact window).
+    """Per candidate: (the amplitude below which it is a phase or the ringing of a larger
+    same-site potential, a heart beat within the QRS window, a common-mode candidate of
+    its site within the artefact window).
     Beats and common-mode flags are those known now (``r["cm"]``)."""
     rp = st.recent_peaks
     n_rp = len(rp)
@@ -1304,12 +1326,14 @@ def _neighbour_tests(
     beat = st.ecg_site[ix.sites] & (ecg_arr | cm_arr) if n_rp else np.zeros(0, bool)
     qrs_pre, qrs_post = st.qrs_n
     kp = site_p * _SITE_KEY + pk_p
-    ring_max = _window_max(
-        ix.k_sorted, ix.amps[ix.by_key], kp - st.ring_n_samples, kp + st.ring_n_samples
+    amps_k = ix.amps[ix.by_key]
+    ring_max = _window_max(ix.k_sorted, amps_k, kp - st.ring_n_samples, kp + st.ring_n_samples)
+    ring_lim = np.maximum(
+        ring_max * RING_RATIO, _ringing_after(ix.k_sorted, amps_k, kp, st.ring_env)
     )
     beat_near = _window_any(ix.t_sorted, beat[ix.by_time], pk_p - qrs_pre, pk_p + qrs_post)
     cm_near = _window_any(ix.k_sorted, cm_arr[ix.by_key], kp - st.art_n[1], kp + st.art_n[0])
-    return ring_max.tolist(), beat_near.tolist(), cm_near.tolist()
+    return ring_lim.tolist(), beat_near.tolist(), cm_near.tolist()
 
 
 def _decide(st: PipelineState, final: bool) -> None:
@@ -1331,7 +1355,7 @@ def _decide(st: PipelineState, final: bool) -> None:
     n_p = len(st.pending)
     pk_p = np.fromiter((p["peak"] for p in st.pending), np.int64, n_p)
     site_p = np.fromiter((p["site_i"] for p in st.pending), np.int64, n_p)
-    ring_max, beat_near, cm_near = _neighbour_tests(st, ix, pk_p, site_p)
+    ring_lim, beat_near, cm_near = _neighbour_tests(st, ix, pk_p, site_p)
     clipped = [[(a, b) for a, b, why in spans if why == "clipped"] for spans in st.excl]
     keep = []
     blocked_sites: set = set()
@@ -1349,8 +1373,8 @@ def _decide(st: PipelineState, final: bool) -> None:
             continue
         if cov:
             continue  # inside sustained activity: not a fasciculation, not counted
-        if ring_max[i] * RING_RATIO > p["amplitude_uv"]:
-            continue  # a phase or ringing of a much larger potential next to it: same potential
+        if ring_lim[i] > p["amplitude_uv"]:
+            continue  # a phase or the ringing of a larger potential next to it: same potential
         reason = None
         if cfg.ecg_reject and st.ecg_site[s]:
             if p["ecg"] or beat_near[i]:
@@ -1384,10 +1408,8 @@ def _decide(st: PipelineState, final: bool) -> None:
             st.out.append(q)
     st.pending = keep
     # Forget candidate peaks that can no longer be coincident with anything undecided.
-    oldest = (
-        min((p["peak"] for p in keep), default=st.seg_frontier)
-        - 4 * st.cm_n
-        - max(st.qrs_n[0], st.art_n[1])
+    oldest = min((p["peak"] for p in keep), default=st.seg_frontier) - max(
+        4 * st.cm_n + max(st.qrs_n[0], st.art_n[1]), len(st.ring_env)
     )
     if st.recent_peaks and st.recent_peaks[0][0] < oldest:
         st.recent_peaks = [rp for rp in st.recent_peaks if rp[0] >= oldest]
