@@ -71,6 +71,7 @@ RING_S = 900.0  # activity history kept for cramp statistics (15 min)
 MAX_WAVEFORMS_PER_SITE = 20000
 RING_MS = 40.0  # a candidate this close to a potential at least twice its size is a phase of it
 RING_RATIO = 0.5  # (before or after it; after it, also the filter's ringing: see ringing.py)
+RING_NOISE_PP_SD = 4.0  # p-p that the noise adds to ringing over a short segment, in noise SDs
 QRS_MS = (80.0, 60.0)  # candidates this close (before, after) to a heart beat belong to it
 ARTEFACT_MS = (
     30.0,
@@ -842,6 +843,7 @@ def _measure(st, site_idx, s0, s1) -> None:
         uniform.tolist(),
     )
     site_l = site_idx.tolist()
+    sd_l = sd.tolist()
     new = []
     for j in keep.tolist():
         chans = tab[j][saw[j]].tolist() or [best_l[j]]
@@ -858,6 +860,9 @@ def _measure(st, site_idx, s0, s1) -> None:
             "turns": cols["turns"][j],
             "area_uv_ms": cols["area_uv_ms"][j],
             "uniform": uni_l[j],
+            "ring_peak": peak_l[j],  # where its filter ringing starts, and how large
+            "ring_amp": amp_l[j],  # (a doublet rings twice: see below)
+            "noise_uv": sd_l[j],
             "wave": wave[j],
             "ecg": False,
             "ecg_done": False,
@@ -872,6 +877,9 @@ def _measure(st, site_idx, s0, s1) -> None:
         parts = _doublet_parts(st, [new[i] for i in dbl], lag[jj], sd[jj])
         for i, pr in zip(dbl, parts, strict=True):
             new[i]["doublet"] = pr
+            if pr:  # both discharges ring: bound it from the later one with their sum
+                new[i]["ring_peak"] = max([new[i]["peak"]] + [q["peak"] for q in pr])
+                new[i]["ring_amp"] = sum(q["amplitude_uv"] for q in pr)
     if st.decisions_on and st.cfg.ecg_reject:
         # Cardiac tracking runs as candidates appear, in time order per site.
         for rec in sorted((p for p in st.pending if not p["ecg_done"]), key=lambda p: p["peak"]):
@@ -1249,22 +1257,63 @@ def _window_max(
     return out
 
 
-def _ringing_after(sorted_keys: NDArray, amps: NDArray, key: NDArray, env: NDArray) -> NDArray:
-    """For each key: the largest p-p that the filter can ring at it after earlier candidates.
+def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[NDArray, NDArray]:
+    """For each candidate key (``site · _SITE_KEY + peak``): (is it the smaller part of a
+    potential cut in two, the largest p-p the filter can ring at it after its site's
+    earlier potentials).
 
-    ``amps[j] · env[key - sorted_keys[j]]`` over the candidates ``j`` of the same
-    site up to ``len(env) - 1`` samples before (keys are ``site · _SITE_KEY + peak``).
+    *Cut in two*: a potential whose middle phases dip below the threshold for
+    longer than the refractory bridge gives two segments; the second one's onset
+    (its first clear deflection before its peak) then lies at the potential's
+    start, before the first one's peak.  The next potential starts after that
+    peak (the onset may be pulled back into the tail or ringing of the one
+    before, not past its peak).  The larger candidate stands for the potential
+    (its doublet test sees both halves).
+
+    *Ringing*: ``ring_amp · env[lag]`` (``env`` from ringing.py, the filter in
+    use) from each earlier candidate of the site that is not part of the same
+    potential, the lag counted from its ``ring_peak`` (a doublet's later discharge).
     """
-    n_env = len(env)
-    lo = np.searchsorted(sorted_keys, key - (n_env - 1), side="left")
-    hi = np.searchsorted(sorted_keys, key, side="left")  # strictly before
-    out = np.zeros(len(key))
+    rp = st.recent_peaks
+    n = len(rp)
+    shadowed = np.zeros(len(key), bool)
+    bound = np.zeros(len(key))
+    if n == 0:
+        return shadowed, bound
+    start = np.fromiter((r["start"] for _, _, r in rp), np.int64, n)
+    me = ix.by_key[np.searchsorted(ix.k_sorted, key)]  # each key is a recent candidate
+    # Cut in two: same-site candidates whose peaks are close enough to overlap.
+    reach = st.max_pot_n + st.half_n
+    lo = np.searchsorted(ix.k_sorted, key - reach, side="left")
+    hi = np.searchsorted(ix.k_sorted, key + reach, side="right")
     for o in range(int((hi - lo).max(initial=0))):
-        idx = lo + o
-        ok = np.flatnonzero(idx < hi)
-        j = idx[ok]
-        out[ok] = np.maximum(out[ok], amps[j] * env[key[ok] - sorted_keys[j]])
-    return out
+        ok = np.flatnonzero(lo + o < hi)
+        j, m = ix.by_key[lo[ok] + o], me[ok]
+        # one potential: the later one's onset at or before the earlier one's peak
+        later_j = ix.peaks[j] > ix.peaks[m]
+        overlap = np.where(later_j, start[j] <= ix.peaks[m], start[m] <= ix.peaks[j]) & (j != m)
+        larger = (ix.amps[j] > ix.amps[m]) | (
+            (ix.amps[j] == ix.amps[m]) & (ix.peaks[j] < ix.peaks[m])
+        )
+        shadowed[ok] |= overlap & larger
+    # Ringing of earlier potentials (strictly before, by their ring peak), plus the
+    # noise riding on it where it is large enough to be found at all.
+    env = st.ring_env
+    src = ix.sites * _SITE_KEY + np.fromiter((r["ring_peak"] for _, _, r in rp), np.int64, n)
+    amp = np.fromiter((r["ring_amp"] for _, _, r in rp), np.float64, n)
+    order = np.argsort(src, kind="stable")
+    src_k = src[order]
+    lo = np.searchsorted(src_k, key - (len(env) - 1), side="left")
+    hi = np.searchsorted(src_k, key, side="left")
+    for o in range(int((hi - lo).max(initial=0))):
+        ok = np.flatnonzero(lo + o < hi)
+        j, m = order[lo[ok] + o], me[ok]
+        apart = start[m] > ix.peaks[j]  # not the same potential (as above)
+        lag = key[ok] - src_k[lo[ok] + o]
+        bound[ok] = np.maximum(bound[ok], np.where(apart, amp[j] * env[lag], 0.0))
+    noise = RING_NOISE_PP_SD * np.fromiter((r["noise_uv"] for _, _, r in rp), np.float64, n)[me]
+    bound = np.where(bound > 0, bound + noise, 0.0)
+    return shadowed, bound
 
 
 _SITE_KEY = np.int64(2**40)  # site * _SITE_KEY + sample orders candidates by site, then time
@@ -1326,11 +1375,12 @@ def _neighbour_tests(
     beat = st.ecg_site[ix.sites] & (ecg_arr | cm_arr) if n_rp else np.zeros(0, bool)
     qrs_pre, qrs_post = st.qrs_n
     kp = site_p * _SITE_KEY + pk_p
-    amps_k = ix.amps[ix.by_key]
-    ring_max = _window_max(ix.k_sorted, amps_k, kp - st.ring_n_samples, kp + st.ring_n_samples)
-    ring_lim = np.maximum(
-        ring_max * RING_RATIO, _ringing_after(ix.k_sorted, amps_k, kp, st.ring_env)
+    ring_max = _window_max(
+        ix.k_sorted, ix.amps[ix.by_key], kp - st.ring_n_samples, kp + st.ring_n_samples
     )
+    shadowed, ringing = _one_potential(st, ix, kp)
+    ring_lim = np.maximum(ring_max * RING_RATIO, ringing)
+    ring_lim[shadowed] = np.inf
     beat_near = _window_any(ix.t_sorted, beat[ix.by_time], pk_p - qrs_pre, pk_p + qrs_post)
     cm_near = _window_any(ix.k_sorted, cm_arr[ix.by_key], kp - st.art_n[1], kp + st.art_n[0])
     return ring_lim.tolist(), beat_near.tolist(), cm_near.tolist()
