@@ -1301,7 +1301,10 @@ def _repeats(wave: NDArray, lag: int) -> bool:
     an onset like the halves of one potential do, but they repeat: the comb
     inverse at their lag explains part of the window (less energy than the
     window), whereas for two phases of one potential it only adds echoes (on
-    simulated pairs, ratios 0.6-1.1 against 2-7, at 12 and 20 dB).
+    simulated pairs, ratios 0.6-1.1 against 2-7, at 12 and 20 dB).  Below
+    ~6 dB the echoes of the noise alone exceed that, so split doublets are
+    merged there (subtracting the expected noise energy let split potentials
+    through instead: the estimate is too noisy for a short window).
     """
     if not 0 < lag < len(wave):
         return False
@@ -1353,7 +1356,7 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
         hit = np.flatnonzero(overlap & larger)
         pairs += zip(ok[hit].tolist(), j[hit].tolist(), m[hit].tolist(), strict=True)
     for i, j, m in pairs:  # rare: a few per minute
-        if not shadowed[i] and not _repeats(rp[m][2]["wave"], abs(ix.peaks[j] - ix.peaks[m])):
+        if not shadowed[i] and not _repeats(rp[m][2]["wave"], abs(int(ix.peaks[j] - ix.peaks[m]))):
             shadowed[i] = True
     # Ringing of earlier potentials (strictly before, by their ring peak), plus the
     # noise riding on it where it is large enough to be found at all.
@@ -1370,8 +1373,14 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
         apart = start[m] > start[j]  # not the same potential (as above)
         lag = key[ok] - src_k[lo[ok] + o]
         bound[ok] = np.maximum(bound[ok], np.where(apart, amp[j] * env[lag], 0.0))
-    noise = RING_NOISE_PP_SD * np.fromiter((r["noise_uv"] for _, _, r in rp), np.float64, n)[me]
-    bound = np.where(bound > 0, bound + noise, 0.0)
+    # Noise rides on the ringing, but only matters where the ringing with a
+    # common noise peak (2 SDs) can reach the threshold at all; below that, a
+    # candidate is a potential (at 6 dB a flat allowance lost potentials after
+    # large ones that ringing could never have made).
+    sd = np.fromiter((r["noise_uv"] for _, _, r in rp), np.float64, n)[me]
+    thr = np.maximum(st.cfg.fasc_threshold_sd * sd, st.cfg.fasc_floor_uv)
+    reach = bound / 2 + 2 * sd >= thr
+    bound = np.where(reach, bound + RING_NOISE_PP_SD * sd, bound)
     return shadowed, bound
 
 
