@@ -728,30 +728,46 @@ def _end_before_ringing(st: PipelineState, sites: NDArray, s0: NDArray, s1: NDAr
     Far above the noise the ringing of a large potential stays above the
     threshold, and within the refractory bridge, for longer than a potential
     lasts: the segment would be taken for sustained activity and the potential
-    lost (with its ringing then counted after it).  If every sample after the
-    potential stays within the ringing bound of its peak (``ringing.py``, plus
-    two noise SDs) on every channel of the site, the segment ends where that
-    bound is last exceeded; otherwise (real activity) it is left as it is.
-    Only over-long segments come here (a few per minute at most).
+    lost (with its ringing then counted after it).  If, on every channel of the
+    site, each supra-threshold sample after the channel's own peak (conduction
+    delays differ across a grid) stays within the ringing bound of that peak
+    (``ringing.py``, plus two noise SDs), the segment ends where that bound is
+    last exceeded; otherwise (real activity) it is left as it is.  Only
+    over-long segments come here (a few per minute at most).
     """
     env = st.ring_env
+    cfg = st.cfg
     out = s1.copy()
     for i, (s, a, b) in enumerate(zip(sites.tolist(), s0.tolist(), s1.tolist(), strict=True)):
         chs = st.site_chs[s]
-        x = st.buf[chs, a - st.buf_start : b - st.buf_start]
+        x = st.buf[chs, a - st.buf_start : b - st.buf_start].astype(np.float64)
         head = x[:, : st.max_pot_n]
-        pp = (np.maximum(head.max(axis=1), 0) - np.minimum(head.min(axis=1), 0)).astype(np.float64)
-        c = int(pp.argmax())
-        pk = int(np.abs(head[c]).argmax())
-        lag = np.arange(x.shape[1] - pk)
-        e = np.where(lag < len(env), env[np.minimum(lag, len(env) - 1)], 0.0)
-        sd = _sd_for_block(st, (a + pk) // st.block_n)[chs].astype(np.float64)
-        bound = 0.5 * pp[:, None] * e[None, :] + 2.0 * sd[:, None]
-        over = (np.abs(x[:, pk:]) > bound).any(axis=0)
-        end = pk + (int(np.flatnonzero(over)[-1]) + 1 if over.any() else 1)
+        pp = np.maximum(head.max(axis=1), 0) - np.minimum(head.min(axis=1), 0)
+        pk = np.abs(head).argmax(axis=1)  # each channel's own peak
+        lag = np.arange(x.shape[1])[None, :] - pk[:, None]
+        e = np.where(lag < len(env), env[np.clip(lag, 0, len(env) - 1)], 0.0)
+        sd = _sd_for_block(st, a // st.block_n)[chs].astype(np.float64)
+        thr = np.maximum(cfg.fasc_threshold_sd * sd, cfg.fasc_floor_uv)
+        bound = np.maximum(0.5 * pp[:, None] * e + 2.0 * sd[:, None], thr[:, None])
+        over = ((np.abs(x) > bound) & (lag >= 0)).any(axis=0)
+        end = max(int(np.flatnonzero(over)[-1]) + 1 if over.any() else 0, int(pk.max()) + 1)
         if end <= st.max_pot_n:
             out[i] = a + end
     return out
+
+
+def _own_onset(wave: NDArray, sd: NDArray, amp: NDArray, centre: int, fs: float) -> NDArray:
+    """Onset of each candidate: its first clear deflection (> max(3σ, 20 % of its own
+    p-p)) within 15 ms before its own peak (the window's centre).
+
+    As the features' onset, but anchored at the candidate's peak: its window may
+    hold a larger neighbour, whose onset (after this candidate's peak) it then got.
+    """
+    look = int(round(0.015 * fs))
+    lo = max(0, centre - look)
+    seg = np.abs(wave[:, lo : centre + 1])
+    strong = seg > np.maximum(3.0 * sd, 0.2 * amp)[:, None]
+    return np.where(strong.any(axis=1), lo + strong.argmax(axis=1), centre)
 
 
 def _doublet_parts(
@@ -866,7 +882,7 @@ def _measure(st, site_idx, s0, s1) -> None:
     # it may also hold a neighbouring, larger potential.
     amp64 = amp_all.astype(np.float64)
     keep = np.flatnonzero(amp64 >= cfg.fasc_min_pp_uv)
-    start = (peak - st.half_n + f["onset"]).tolist()
+    start = (peak - st.half_n + _own_onset(wave, sd, amp_all, st.half_n, st.fs)).tolist()
     stop = np.maximum(s1, peak - st.half_n + f["last"] + 1).tolist()
     cols = {
         k: v.tolist()
@@ -901,6 +917,7 @@ def _measure(st, site_idx, s0, s1) -> None:
             "ring_amp": amp_l[j],  # (a doublet rings twice: see below)
             "noise_uv": sd_l[j],
             "wave": wave[j],
+            "near_wave": wave[j],  # kept while neighbours may still ask (_one_potential)
             "ecg": False,
             "ecg_done": False,
             "doublet": None,
@@ -1301,7 +1318,9 @@ def _repeats(wave: NDArray, lag: int) -> bool:
     an onset like the halves of one potential do, but they repeat: the comb
     inverse at their lag explains part of the window (less energy than the
     window), whereas for two phases of one potential it only adds echoes (on
-    simulated pairs, ratios 0.6-1.1 against 2-7, at 12 and 20 dB).  Below
+    simulated pairs, ratios 0.6-1.1 against 2-7, at 12 and 20 dB).  Both
+    candidates' windows must say so: one centred on a small first phase may
+    hold a larger later phase that the inverse happens to reduce.  Below
     ~6 dB the echoes of the noise alone exceed that, so split doublets are
     merged there (subtracting the expected noise energy let split potentials
     through instead: the estimate is too noisy for a short window).
@@ -1356,7 +1375,10 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
         hit = np.flatnonzero(overlap & larger)
         pairs += zip(ok[hit].tolist(), j[hit].tolist(), m[hit].tolist(), strict=True)
     for i, j, m in pairs:  # rare: a few per minute
-        if not shadowed[i] and not _repeats(rp[m][2]["wave"], abs(int(ix.peaks[j] - ix.peaks[m]))):
+        lag = abs(int(ix.peaks[j] - ix.peaks[m]))
+        if not shadowed[i] and not (
+            _repeats(rp[m][2]["near_wave"], lag) and _repeats(rp[j][2]["near_wave"], lag)
+        ):
             shadowed[i] = True
     # Ringing of earlier potentials (strictly before, by their ring peak), plus the
     # noise riding on it where it is large enough to be found at all.
