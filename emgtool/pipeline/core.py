@@ -182,6 +182,7 @@ class PipelineState:
     # decisions
     pending: list = field(default_factory=list)
     recent_peaks: list = field(default_factory=list)  # (peak, site, candidate) of all candidates
+    ring_sources: list = field(default_factory=list)  # (ring peak, site, ring amp, onset), recent
     trackers: list = field(default_factory=list)
     decisions_on: bool = False
     # output
@@ -711,7 +712,10 @@ def _segment(st: PipelineState, final: bool) -> None:
         return
     site_idx = site_ids[rows]
     np.maximum.at(st.seg_done_until, site_idx, s1)
-    long_ = np.flatnonzero((s1 - s0) > st.max_pot_n)
+    # Over-long, but not longer than a potential and the filter's ringing can be:
+    long_ = np.flatnonzero(
+        ((s1 - s0) > st.max_pot_n) & ((s1 - s0) <= st.max_pot_n + len(st.ring_env))
+    )
     if len(long_):
         s1 = s1.copy()
         s1[long_] = _end_before_ringing(st, site_idx[long_], s0[long_], s1[long_])
@@ -934,6 +938,7 @@ def _measure(st, site_idx, s0, s1) -> None:
             if pr:  # both discharges ring: bound it from the later one with their sum
                 new[i]["ring_peak"] = max([new[i]["peak"]] + [q["peak"] for q in pr])
                 new[i]["ring_amp"] = sum(q["amplitude_uv"] for q in pr)
+    st.ring_sources += [(r["ring_peak"], r["site_i"], r["ring_amp"], r["start"]) for r in new]
     if st.decisions_on and st.cfg.ecg_reject:
         # Cardiac tracking runs as candidates appear, in time order per site.
         for rec in sorted((p for p in st.pending if not p["ecg_done"]), key=lambda p: p["peak"]):
@@ -1383,8 +1388,9 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     # Ringing of earlier potentials (strictly before, by their ring peak), plus the
     # noise riding on it where it is large enough to be found at all.
     env = st.ring_env
-    src = ix.sites * _SITE_KEY + np.fromiter((r["ring_peak"] for _, _, r in rp), np.int64, n)
-    amp = np.fromiter((r["ring_amp"] for _, _, r in rp), np.float64, n)
+    srcs = np.array(st.ring_sources, np.float64).reshape(-1, 4)
+    src = srcs[:, 1].astype(np.int64) * _SITE_KEY + srcs[:, 0].astype(np.int64)
+    amp, src_start = srcs[:, 2], srcs[:, 3].astype(np.int64)
     order = np.argsort(src, kind="stable")
     src_k = src[order]
     lo = np.searchsorted(src_k, key - (len(env) - 1), side="left")
@@ -1392,7 +1398,7 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     for o in range(int((hi - lo).max(initial=0))):
         ok = np.flatnonzero(lo + o < hi)
         j, m = order[lo[ok] + o], me[ok]
-        apart = start[m] > start[j]  # not the same potential (as above)
+        apart = start[m] > src_start[j]  # not the same potential (as above)
         lag = key[ok] - src_k[lo[ok] + o]
         bound[ok] = np.maximum(bound[ok], np.where(apart, amp[j] * env[lag], 0.0))
     # Noise rides on the ringing, but only matters where the ringing with a
@@ -1548,8 +1554,10 @@ def _decide(st: PipelineState, final: bool) -> None:
             st.out.append(q)
     st.pending = keep
     # Forget candidate peaks that can no longer be coincident with anything undecided.
-    oldest = min((p["peak"] for p in keep), default=st.seg_frontier) - max(
-        4 * st.cm_n + max(st.qrs_n[0], st.art_n[1]), len(st.ring_env)
-    )
+    first = min((p["peak"] for p in keep), default=st.seg_frontier)
+    oldest = first - 4 * st.cm_n - max(st.qrs_n[0], st.art_n[1])
     if st.recent_peaks and st.recent_peaks[0][0] < oldest:
         st.recent_peaks = [rp for rp in st.recent_peaks if rp[0] >= oldest]
+    oldest_ring = first - len(st.ring_env)  # a source can ring on this far
+    if st.ring_sources and st.ring_sources[0][0] < oldest_ring:
+        st.ring_sources = [r for r in st.ring_sources if r[0] >= oldest_ring]
