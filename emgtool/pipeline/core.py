@@ -56,6 +56,7 @@ NOISE_PCT = 25.0  # percentile of recent block SDs used as the noise floor
 ACTIVE_BLOCK_FRACTION = 0.2  # blocks more active than this keep the previous noise estimate
 ACTIVE_RMS_SD = 2.0  # a 10-ms bin is active above this many noise SDs (RMS)
 TAIL_FRACTION = 0.1  # filter ringing after a potential stays below this x its bin RMS
+POTENTIAL_MS = 20.0  # longest fasciculation potential (surface, polyphasic)
 MAX_POTENTIAL_MS = 60.0  # longer supra-threshold segments (incl. ringing) are not one potential
 HALF_WINDOW_MS = 25.0  # waveform window: peak ± this (holds both potentials of a doublet)
 DOUBLET_MS = (4.0, 16.0)  # lags tried for same-unit doublets
@@ -69,8 +70,8 @@ EPISODE_GAP_S = 1.0  # sustained runs of a site closer than this are one episode
 SUSTAINED_AFTER_S = 0.3  # ... and after it (its last discharges thin out)
 RING_S = 900.0  # activity history kept for cramp statistics (15 min)
 MAX_WAVEFORMS_PER_SITE = 20000
-RING_MS = 40.0  # a candidate this close to a potential at least twice its size is a phase of it
-RING_RATIO = 0.5  # (before or after it; after it, also the filter's ringing: see ringing.py)
+RING_MS = 40.0  # a candidate this soon after a potential at least twice its size is a phase of it
+RING_RATIO = 0.5  # (and anything below the filter's ringing after it: see ringing.py)
 REPEAT_ENERGY_RATIO = 1.0  # a doublet's comb inverse has less energy than its window
 RING_NOISE_PP_SD = 4.0  # p-p that the noise adds to ringing over a short segment, in noise SDs
 QRS_MS = (80.0, 60.0)  # candidates this close (before, after) to a heart beat belong to it
@@ -760,14 +761,16 @@ def _end_before_ringing(st: PipelineState, sites: NDArray, s0: NDArray, s1: NDAr
     return out
 
 
-def _own_onset(wave: NDArray, sd: NDArray, amp: NDArray, centre: int, fs: float) -> NDArray:
+def _own_onset(
+    wave: NDArray, sd: NDArray, amp: NDArray, centre: int, fs: float, look_ms: float = 15.0
+) -> NDArray:
     """Onset of each candidate: its first clear deflection (> max(3σ, 20 % of its own
     p-p)) within 15 ms before its own peak (the window's centre).
 
     As the features' onset, but anchored at the candidate's peak: its window may
     hold a larger neighbour, whose onset (after this candidate's peak) it then got.
     """
-    look = int(round(0.015 * fs))
+    look = int(round(look_ms / 1000.0 * fs))
     lo = max(0, centre - look)
     seg = np.abs(wave[:, lo : centre + 1])
     strong = seg > np.maximum(3.0 * sd, 0.2 * amp)[:, None]
@@ -887,6 +890,9 @@ def _measure(st, site_idx, s0, s1) -> None:
     amp64 = amp_all.astype(np.float64)
     keep = np.flatnonzero(amp64 >= cfg.fasc_min_pp_uv)
     start = (peak - st.half_n + _own_onset(wave, sd, amp_all, st.half_n, st.fs)).tolist()
+    # For "one potential or two" the look-back spans a whole potential (≤ 20 ms).
+    start_far = peak - st.half_n + _own_onset(wave, sd, amp_all, st.half_n, st.fs, POTENTIAL_MS)
+    start_far = start_far.tolist()
     stop = np.maximum(s1, peak - st.half_n + f["last"] + 1).tolist()
     cols = {
         k: v.tolist()
@@ -907,6 +913,7 @@ def _measure(st, site_idx, s0, s1) -> None:
         rec = {
             "site_i": site_l[j],
             "start": start[j],
+            "start_far": start_far[j],
             "stop": stop[j],
             "peak": peak_l[j],
             "best_ch": best_l[j],
@@ -938,7 +945,7 @@ def _measure(st, site_idx, s0, s1) -> None:
             if pr:  # both discharges ring: bound it from the later one with their sum
                 new[i]["ring_peak"] = max([new[i]["peak"]] + [q["peak"] for q in pr])
                 new[i]["ring_amp"] = sum(q["amplitude_uv"] for q in pr)
-    st.ring_sources += [(r["ring_peak"], r["site_i"], r["ring_amp"], r["start"]) for r in new]
+    st.ring_sources += [(r["ring_peak"], r["site_i"], r["ring_amp"], r["start_far"]) for r in new]
     if st.decisions_on and st.cfg.ecg_reject:
         # Cardiac tracking runs as candidates appear, in time order per site.
         for rec in sorted((p for p in st.pending if not p["ecg_done"]), key=lambda p: p["peak"]):
@@ -1361,7 +1368,7 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     bound = np.zeros(len(key))
     if n == 0:
         return shadowed, bound
-    start = np.fromiter((r["start"] for _, _, r in rp), np.int64, n)
+    start = np.fromiter((r["start_far"] for _, _, r in rp), np.int64, n)
     me = ix.by_key[np.searchsorted(ix.k_sorted, key)]  # each key is a recent candidate
     # Cut in two: same-site candidates whose peaks are close enough to overlap.
     reach = st.max_pot_n + st.half_n
@@ -1471,9 +1478,9 @@ def _neighbour_tests(
     beat = st.ecg_site[ix.sites] & (ecg_arr | cm_arr) if n_rp else np.zeros(0, bool)
     qrs_pre, qrs_post = st.qrs_n
     kp = site_p * _SITE_KEY + pk_p
-    ring_max = _window_max(
-        ix.k_sorted, ix.amps[ix.by_key], kp - st.ring_n_samples, kp + st.ring_n_samples
-    )
+    # Phases after a larger peak (its phases before it are found by their onset,
+    # see _one_potential).
+    ring_max = _window_max(ix.k_sorted, ix.amps[ix.by_key], kp - st.ring_n_samples, kp - 1)
     shadowed, ringing = _one_potential(st, ix, kp)
     ring_lim = np.maximum(ring_max * RING_RATIO, ringing)
     ring_lim[shadowed] = np.inf
