@@ -945,7 +945,9 @@ def _measure(st, site_idx, s0, s1) -> None:
             if pr:  # both discharges ring: bound it from the later one with their sum
                 new[i]["ring_peak"] = max([new[i]["peak"]] + [q["peak"] for q in pr])
                 new[i]["ring_amp"] = sum(q["amplitude_uv"] for q in pr)
-    st.ring_sources += [(r["ring_peak"], r["site_i"], r["ring_amp"], r["start_far"]) for r in new]
+    st.ring_sources += [
+        (r["ring_peak"], r["site_i"], r["ring_amp"], r.get("start_far", r["start"])) for r in new
+    ]
     if st.decisions_on and st.cfg.ecg_reject:
         # Cardiac tracking runs as candidates appear, in time order per site.
         for rec in sorted((p for p in st.pending if not p["ecg_done"]), key=lambda p: p["peak"]):
@@ -1368,7 +1370,9 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     bound = np.zeros(len(key))
     if n == 0:
         return shadowed, bound
-    start = np.fromiter((r["start_far"] for _, _, r in rp), np.int64, n)
+    # Neighbours recorded without shape measures (if any) take no part in this test.
+    start = np.fromiter((r.get("start_far", -1) for _, _, r in rp), np.int64, n)
+    known = np.fromiter(("start_far" in r for _, _, r in rp), bool, n)
     me = ix.by_key[np.searchsorted(ix.k_sorted, key)]  # each key is a recent candidate
     # Cut in two: same-site candidates whose peaks are close enough to overlap.
     reach = st.max_pot_n + st.half_n
@@ -1380,7 +1384,8 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
         j, m = ix.by_key[lo[ok] + o], me[ok]
         # one potential: the later one's onset at or before the earlier one's
         later_j = ix.peaks[j] > ix.peaks[m]
-        overlap = np.where(later_j, start[j] <= start[m], start[m] <= start[j]) & (j != m)
+        overlap = np.where(later_j, start[j] <= start[m], start[m] <= start[j])
+        overlap &= (j != m) & known[j] & known[m]
         larger = (ix.amps[j] > ix.amps[m]) | (
             (ix.amps[j] == ix.amps[m]) & (ix.peaks[j] < ix.peaks[m])
         )
