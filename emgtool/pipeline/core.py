@@ -1417,7 +1417,7 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     # common noise peak (2 SDs) can reach the threshold at all; below that, a
     # candidate is a potential (at 6 dB a flat allowance lost potentials after
     # large ones that ringing could never have made).
-    sd = np.fromiter((r["noise_uv"] for _, _, r in rp), np.float64, n)[me]
+    sd = np.array([rp[k][2]["noise_uv"] for k in me.tolist()], np.float64)
     thr = np.maximum(st.cfg.fasc_threshold_sd * sd, st.cfg.fasc_floor_uv)
     reach = bound / 2 + 2 * sd >= thr
     bound = np.where(reach, bound + RING_NOISE_PP_SD * sd, bound)
