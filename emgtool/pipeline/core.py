@@ -42,6 +42,7 @@ from emgtool.pipeline import _kernels, dsp
 from emgtool.pipeline.doublets import comb_inverse, find_doublets
 from emgtool.pipeline.ecg import ECG_SITES, CardiacTracker, bootstrap, classify
 from emgtool.pipeline.features import waveform_features
+from emgtool.pipeline.ringing import ringing_envelope
 from emgtool.pipeline.runs import find_runs
 from emgtool.pipeline.store import EventStore, WaveStore
 from emgtool.recording import Channel, Recording
@@ -56,6 +57,7 @@ FLOOR_BLOCKS = 10  # ... of this many blocks before the current one
 ACTIVE_BLOCK_FRACTION = 0.2  # blocks more active than this keep the previous noise estimate
 ACTIVE_RMS_SD = 2.0  # a 10-ms bin is active above this many noise SDs (RMS)
 TAIL_FRACTION = 0.1  # filter ringing after a potential stays below this x its bin RMS
+POTENTIAL_MS = 20.0  # longest fasciculation potential (surface, polyphasic)
 MAX_POTENTIAL_MS = 60.0  # longer supra-threshold segments (incl. ringing) are not one potential
 HALF_WINDOW_MS = 25.0  # waveform window: peak ± this (holds both potentials of a doublet)
 DOUBLET_MS = (4.0, 16.0)  # lags tried for same-unit doublets
@@ -69,8 +71,10 @@ EPISODE_GAP_S = 1.0  # sustained runs of a site closer than this are one episode
 SUSTAINED_AFTER_S = 0.3  # ... and after it (its last discharges thin out)
 RING_S = 900.0  # activity history kept for cramp statistics (15 min)
 MAX_WAVEFORMS_PER_SITE = 20000
-RING_MS = 40.0  # a much smaller candidate this close to a potential is its filter ringing
-RING_RATIO = 0.5
+RING_MS = 40.0  # a candidate this soon after a potential at least twice its size is a phase of it
+RING_RATIO = 0.5  # (and anything below the filter's ringing after it: see ringing.py)
+REPEAT_ENERGY_RATIO = 1.0  # a doublet's comb inverse has less energy than its window
+RING_NOISE_PP_SD = 4.0  # p-p that the noise adds to ringing over a short segment, in noise SDs
 QRS_MS = (80.0, 60.0)  # candidates this close (before, after) to a heart beat belong to it
 ARTEFACT_MS = (
     30.0,
@@ -135,6 +139,7 @@ class PipelineState:
     # filtering
     sos: NDArray | None = None
     zi: NDArray | None = None
+    ring_env: NDArray | None = None  # the filter's ringing after a peak, per lag (ringing.py)
     mains_hz: float | None = None
     harmonics: tuple = ()
     mains_ratio: NDArray | None = None
@@ -181,6 +186,7 @@ class PipelineState:
     # decisions
     pending: list = field(default_factory=list)
     recent_peaks: list = field(default_factory=list)  # (peak, site, candidate) of all candidates
+    ring_sources: list = field(default_factory=list)  # (ring peak, site, ring amp, onset), recent
     trackers: list = field(default_factory=list)
     decisions_on: bool = False
     # output
@@ -368,6 +374,7 @@ def _start(st: PipelineState, probe: NDArray, final: bool) -> None:
         st.fs, cfg.band_hz, cfg.filter_order, mains_hz=st.mains_hz, harmonics=st.harmonics
     )
     st.zi = dsp.init_filter_state(st.sos, len(st.channels))
+    st.ring_env = ringing_envelope(st.sos, st.fs)
     # Channels that are essentially pure, strong mains are disconnected electrodes
     # (a few µV of hum on a quiet channel is removed by the notches, not a fault).
     st.disconnected = (st.mains_ratio > 0.8) & (mains_rms >= DISCONNECTED_MAINS_UV)
@@ -847,11 +854,68 @@ def _segment(st: PipelineState, final: bool) -> None:
         return
     site_idx = site_ids[rows]
     np.maximum.at(st.seg_done_until, site_idx, s1)
+    # Over-long, but not longer than a potential and the filter's ringing can be:
+    long_ = np.flatnonzero(
+        ((s1 - s0) > st.max_pot_n) & ((s1 - s0) <= st.max_pot_n + len(st.ring_env))
+    )
+    if len(long_):
+        s1 = s1.copy()
+        s1[long_] = _end_before_ringing(st, site_idx[long_], s0[long_], s1[long_])
     ok = (s1 - s0) <= st.max_pot_n
     # Longer segments are sustained activity, handled by the activity bins.
     site_idx, s0, s1 = site_idx[ok], s0[ok], s1[ok]
     if len(s0):
         _measure(st, site_idx, s0, s1)
+
+
+def _end_before_ringing(st: PipelineState, sites: NDArray, s0: NDArray, s1: NDArray) -> NDArray:
+    """Where each over-long segment ends if it is one potential and its filter ringing.
+
+    Far above the noise the ringing of a large potential stays above the
+    threshold, and within the refractory bridge, for longer than a potential
+    lasts: the segment would be taken for sustained activity and the potential
+    lost (with its ringing then counted after it).  If, on every channel of the
+    site, each supra-threshold sample after the channel's own peak (conduction
+    delays differ across a grid) stays within the ringing bound of that peak
+    (``ringing.py``, plus two noise SDs), the segment ends where that bound is
+    last exceeded; otherwise (real activity) it is left as it is.  Only
+    over-long segments come here (a few per minute at most).
+    """
+    env = st.ring_env
+    cfg = st.cfg
+    out = s1.copy()
+    for i, (s, a, b) in enumerate(zip(sites.tolist(), s0.tolist(), s1.tolist(), strict=True)):
+        chs = st.site_chs[s]
+        x = st.buf[chs, a - st.buf_start : b - st.buf_start].astype(np.float64)
+        head = x[:, : st.max_pot_n]
+        pp = np.maximum(head.max(axis=1), 0) - np.minimum(head.min(axis=1), 0)
+        pk = np.abs(head).argmax(axis=1)  # each channel's own peak
+        lag = np.arange(x.shape[1])[None, :] - pk[:, None]
+        e = np.where(lag < len(env), env[np.clip(lag, 0, len(env) - 1)], 0.0)
+        sd = _sd_for_block(st, a // st.block_n)[chs].astype(np.float64)
+        thr = np.maximum(cfg.fasc_threshold_sd * sd, cfg.fasc_floor_uv)
+        bound = np.maximum(0.5 * pp[:, None] * e + 2.0 * sd[:, None], thr[:, None])
+        over = ((np.abs(x) > bound) & (lag >= 0)).any(axis=0)
+        end = max(int(np.flatnonzero(over)[-1]) + 1 if over.any() else 0, int(pk.max()) + 1)
+        if end <= st.max_pot_n:
+            out[i] = a + end
+    return out
+
+
+def _own_onset(
+    wave: NDArray, sd: NDArray, amp: NDArray, centre: int, fs: float, look_ms: float = 15.0
+) -> NDArray:
+    """Onset of each candidate: its first clear deflection (> max(3σ, 20 % of its own
+    p-p)) within 15 ms before its own peak (the window's centre).
+
+    As the features' onset, but anchored at the candidate's peak: its window may
+    hold a larger neighbour, whose onset (after this candidate's peak) it then got.
+    """
+    look = int(round(look_ms / 1000.0 * fs))
+    lo = max(0, centre - look)
+    seg = np.abs(wave[:, lo : centre + 1])
+    strong = seg > np.maximum(3.0 * sd, 0.2 * amp)[:, None]
+    return np.where(strong.any(axis=1), lo + strong.argmax(axis=1), centre)
 
 
 def _doublet_parts(
@@ -976,8 +1040,13 @@ def _measure(st, site_idx, s0, s1) -> None:
     # it may also hold a neighbouring, larger potential.
     amp64 = amp_all.astype(np.float64)
     keep = np.flatnonzero(amp64 >= cfg.fasc_min_pp_uv)
-    start = (peak[full] - st.half_n + f["onset"]).tolist()
-    stop = np.maximum(s1[full], peak[full] - st.half_n + f["last"] + 1).tolist()
+    start = (peak - st.half_n + _own_onset(wave, sd, amp_all, st.half_n, st.fs)).tolist()
+    # For "one potential or two" the look-back spans a whole potential (≤ 20 ms).
+    start_far = peak - st.half_n + _own_onset(wave, sd, amp_all, st.half_n, st.fs, POTENTIAL_MS)
+    start_far = start_far.tolist()
+    last = np.zeros(n, np.int64)  # extent measured only where the shape is (see above)
+    last[full] = f["last"]
+    stop = np.maximum(s1, peak - st.half_n + last + 1).tolist()
     cols = {
         k: v.tolist()
         for k, v in f.items()
@@ -991,18 +1060,29 @@ def _measure(st, site_idx, s0, s1) -> None:
     )
     site_l = site_idx.tolist()
     light_l, row_l = light.tolist(), row.tolist()
+    sd_l = sd.tolist()
     new = []
     for j in keep.tolist():
         if light_l[j]:  # a neighbour only (see above): never pending, never an event
-            rec = {"amplitude_uv": amp_l[j], "uniform": uni_l[j], "ecg": False}
+            rec = {
+                "amplitude_uv": amp_l[j],
+                "uniform": uni_l[j],
+                "ecg": False,
+                "start_far": start_far[j],  # it may still be part of a neighbour's potential
+                "near_wave": wave[j],
+                "noise_uv": sd_l[j],
+            }
             st.recent_peaks.append((peak_l[j], site_l[j], rec))
+            # ... and its filter ringing still bounds what follows it
+            st.ring_sources.append((peak_l[j], site_l[j], amp_l[j], start_far[j]))
             continue
         chans = tab[j][saw[j]].tolist() or [best_l[j]]
         i = row_l[j]  # -1: covered (dropped at decision): no shape measures
         rec = {
             "site_i": site_l[j],
-            "start": start[i] if i >= 0 else peak_l[j],
-            "stop": stop[i] if i >= 0 else peak_l[j] + 1,
+            "start": start[j],
+            "start_far": start_far[j],
+            "stop": stop[j],
             "peak": peak_l[j],
             "best_ch": best_l[j],
             "channels": chans,
@@ -1012,7 +1092,11 @@ def _measure(st, site_idx, s0, s1) -> None:
             "turns": cols["turns"][i] if i >= 0 else 0,
             "area_uv_ms": cols["area_uv_ms"][i] if i >= 0 else math.nan,
             "uniform": uni_l[j],
+            "ring_peak": peak_l[j],  # where its filter ringing starts, and how large
+            "ring_amp": amp_l[j],  # (a doublet rings twice: see below)
+            "noise_uv": sd_l[j],
             "wave": wave[j],
+            "near_wave": wave[j],  # kept while neighbours may still ask (_one_potential)
             "ecg": False,
             "ecg_done": False,
             "doublet": None,
@@ -1027,6 +1111,12 @@ def _measure(st, site_idx, s0, s1) -> None:
         parts = _doublet_parts(st, [new[i] for i in dbl], lag[jj], sd[jj])
         for i, pr in zip(dbl, parts, strict=True):
             new[i]["doublet"] = pr
+            if pr:  # both discharges ring: bound it from the later one with their sum
+                new[i]["ring_peak"] = max([new[i]["peak"]] + [q["peak"] for q in pr])
+                new[i]["ring_amp"] = sum(q["amplitude_uv"] for q in pr)
+    st.ring_sources += [
+        (r["ring_peak"], r["site_i"], r["ring_amp"], r.get("start_far", r["start"])) for r in new
+    ]
     if st.decisions_on and st.cfg.ecg_reject:
         # Cardiac tracking runs as candidates appear, in time order per site.
         for rec in sorted((p for p in st.pending if not p["ecg_done"]), key=lambda p: p["peak"]):
@@ -1418,14 +1508,14 @@ def provisional(st: PipelineState) -> list[dict]:
     n_p = len(st.pending)
     pk_p = np.fromiter((p["peak"] for p in st.pending), np.int64, n_p)
     site_p = np.fromiter((p["site_i"] for p in st.pending), np.int64, n_p)
-    ring_max, beat_near, _ = _neighbour_tests(st, ix, pk_p, site_p)
+    ring_lim, beat_near, _ = _neighbour_tests(st, ix, pk_p, site_p)
     wide = _seen_widely(st, ix, pk_p)  # the common-mode rule, on what is known so far
     out = []
     for i, p in enumerate(st.pending):
         s = p["site_i"]
         if p.get("ecg") or p.get("uniform") or _covered_by_sustained(st, s, p["peak"]):
             continue
-        if ring_max[i] * RING_RATIO > p["amplitude_uv"]:
+        if ring_lim[i] > p["amplitude_uv"]:
             continue  # ringing of a larger potential
         if st.cfg.ecg_reject and st.ecg_site[s] and beat_near[i]:
             continue  # a heart beat seen on another trunk channel
@@ -1459,6 +1549,105 @@ def _window_max(
         ok = idx < hi
         out[ok] = np.maximum(out[ok], values[idx[ok]])
     return out
+
+
+def _repeats(wave: NDArray, lag: int) -> bool:
+    """Does the window hold the same waveform twice, ``lag`` apart (a doublet)?
+
+    Two discharges of one unit that the threshold sees as two segments share
+    an onset like the halves of one potential do, but they repeat: the comb
+    inverse at their lag explains part of the window (less energy than the
+    window), whereas for two phases of one potential it only adds echoes (on
+    simulated pairs, ratios 0.6-1.1 against 2-7, at 12 and 20 dB).  Both
+    candidates' windows must say so: one centred on a small first phase may
+    hold a larger later phase that the inverse happens to reduce.  Below
+    ~6 dB the echoes of the noise alone exceed that, so split doublets are
+    merged there (subtracting the expected noise energy let split potentials
+    through instead: the estimate is too noisy for a short window).
+    """
+    if not 0 < lag < len(wave):
+        return False
+    w = np.asarray(wave, np.float64)
+    inv = comb_inverse(w, int(lag))
+    return float((inv * inv).sum()) < REPEAT_ENERGY_RATIO * float((w * w).sum())
+
+
+def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[NDArray, NDArray]:
+    """For each candidate key (``site · _SITE_KEY + peak``): (is it the smaller part of a
+    potential cut in two, the largest p-p the filter can ring at it after its site's
+    earlier potentials).
+
+    *Cut in two*: a potential whose middle phases dip below the threshold for
+    longer than the refractory bridge gives two segments; the second one's onset
+    (its first clear deflection before its peak, on its own best channel) then
+    is the potential's start, the first one's onset.  A potential that follows
+    starts later (its onset may be pulled back into the tail or ringing of the
+    one before, not to its start).  The larger candidate stands for the
+    potential, unless the two are one waveform repeated (``_repeats``: a
+    doublet whose discharges the threshold separated).
+
+    *Ringing*: ``ring_amp · env[lag]`` (``env`` from ringing.py, the filter in
+    use) from each earlier candidate of the site that is not part of the same
+    potential, the lag counted from its ``ring_peak`` (a doublet's later discharge).
+    """
+    rp = st.recent_peaks
+    n = len(rp)
+    shadowed = np.zeros(len(key), bool)
+    bound = np.zeros(len(key))
+    if n == 0:
+        return shadowed, bound
+    # Neighbours recorded without shape measures (if any) take no part in this test.
+    start = np.fromiter((r.get("start_far", -1) for _, _, r in rp), np.int64, n)
+    known = np.fromiter(("start_far" in r for _, _, r in rp), bool, n)
+    me = ix.by_key[np.searchsorted(ix.k_sorted, key)]  # each key is a recent candidate
+    # Cut in two: same-site candidates whose peaks are close enough to overlap.
+    reach = st.max_pot_n + st.half_n
+    lo = np.searchsorted(ix.k_sorted, key - reach, side="left")
+    hi = np.searchsorted(ix.k_sorted, key + reach, side="right")
+    pairs = []
+    for o in range(int((hi - lo).max(initial=0))):
+        ok = np.flatnonzero(lo + o < hi)
+        j, m = ix.by_key[lo[ok] + o], me[ok]
+        # one potential: the later one's onset at or before the earlier one's
+        later_j = ix.peaks[j] > ix.peaks[m]
+        overlap = np.where(later_j, start[j] <= start[m], start[m] <= start[j])
+        overlap &= (j != m) & known[j] & known[m]
+        larger = (ix.amps[j] > ix.amps[m]) | (
+            (ix.amps[j] == ix.amps[m]) & (ix.peaks[j] < ix.peaks[m])
+        )
+        hit = np.flatnonzero(overlap & larger)
+        pairs += zip(ok[hit].tolist(), j[hit].tolist(), m[hit].tolist(), strict=True)
+    for i, j, m in pairs:  # rare: a few per minute
+        lag = abs(int(ix.peaks[j] - ix.peaks[m]))
+        if not shadowed[i] and not (
+            _repeats(rp[m][2]["near_wave"], lag) and _repeats(rp[j][2]["near_wave"], lag)
+        ):
+            shadowed[i] = True
+    # Ringing of earlier potentials (strictly before, by their ring peak), plus the
+    # noise riding on it where it is large enough to be found at all.
+    env = st.ring_env
+    srcs = np.array(st.ring_sources, np.float64).reshape(-1, 4)
+    src = srcs[:, 1].astype(np.int64) * _SITE_KEY + srcs[:, 0].astype(np.int64)
+    amp, src_start = srcs[:, 2], srcs[:, 3].astype(np.int64)
+    order = np.argsort(src, kind="stable")
+    src_k = src[order]
+    lo = np.searchsorted(src_k, key - (len(env) - 1), side="left")
+    hi = np.searchsorted(src_k, key, side="left")
+    for o in range(int((hi - lo).max(initial=0))):
+        ok = np.flatnonzero(lo + o < hi)
+        j, m = order[lo[ok] + o], me[ok]
+        apart = start[m] > src_start[j]  # not the same potential (as above)
+        lag = key[ok] - src_k[lo[ok] + o]
+        bound[ok] = np.maximum(bound[ok], np.where(apart, amp[j] * env[lag], 0.0))
+    # Noise rides on the ringing, but only matters where the ringing with a
+    # common noise peak (2 SDs) can reach the threshold at all; below that, a
+    # candidate is a potential (at 6 dB a flat allowance lost potentials after
+    # large ones that ringing could never have made).
+    sd = np.array([rp[k][2]["noise_uv"] for k in me.tolist()], np.float64)
+    thr = np.maximum(st.cfg.fasc_threshold_sd * sd, st.cfg.fasc_floor_uv)
+    reach = bound / 2 + 2 * sd >= thr
+    bound = np.where(reach, bound + RING_NOISE_PP_SD * sd, bound)
+    return shadowed, bound
 
 
 _SITE_KEY = np.int64(2**40)  # site * _SITE_KEY + sample orders candidates by site, then time
@@ -1509,8 +1698,9 @@ def _seen_widely(st: PipelineState, ix: _RecentIndex, pk: NDArray) -> list[bool]
 def _neighbour_tests(
     st: PipelineState, ix: _RecentIndex, pk_p: NDArray, site_p: NDArray
 ) -> tuple[list, list, list]:
-    """Per candidate: (largest same-site amplitude within the ring window, a heart beat
-    within the QRS window, a common-mode candidate of its site within the artefact window).
+    """Per candidate: (the amplitude below which it is a phase or the ringing of a larger
+    same-site potential, a heart beat within the QRS window, a common-mode candidate of
+    its site within the artefact window).
     Beats and common-mode flags are those known now (``r["cm"]``)."""
     rp = st.recent_peaks
     n_rp = len(rp)
@@ -1519,12 +1709,15 @@ def _neighbour_tests(
     beat = st.ecg_site[ix.sites] & (ecg_arr | cm_arr) if n_rp else np.zeros(0, bool)
     qrs_pre, qrs_post = st.qrs_n
     kp = site_p * _SITE_KEY + pk_p
-    ring_max = _window_max(
-        ix.k_sorted, ix.amps[ix.by_key], kp - st.ring_n_samples, kp + st.ring_n_samples
-    )
+    # Phases after a larger peak (its phases before it are found by their onset,
+    # see _one_potential).
+    ring_max = _window_max(ix.k_sorted, ix.amps[ix.by_key], kp - st.ring_n_samples, kp - 1)
+    shadowed, ringing = _one_potential(st, ix, kp)
+    ring_lim = np.maximum(ring_max * RING_RATIO, ringing)
+    ring_lim[shadowed] = np.inf
     beat_near = _window_any(ix.t_sorted, beat[ix.by_time], pk_p - qrs_pre, pk_p + qrs_post)
     cm_near = _window_any(ix.k_sorted, cm_arr[ix.by_key], kp - st.art_n[1], kp + st.art_n[0])
-    return ring_max.tolist(), beat_near.tolist(), cm_near.tolist()
+    return ring_lim.tolist(), beat_near.tolist(), cm_near.tolist()
 
 
 def _decide(st: PipelineState, final: bool) -> None:
@@ -1546,7 +1739,7 @@ def _decide(st: PipelineState, final: bool) -> None:
     n_p = len(st.pending)
     pk_p = np.fromiter((p["peak"] for p in st.pending), np.int64, n_p)
     site_p = np.fromiter((p["site_i"] for p in st.pending), np.int64, n_p)
-    ring_max, beat_near, cm_near = _neighbour_tests(st, ix, pk_p, site_p)
+    ring_lim, beat_near, cm_near = _neighbour_tests(st, ix, pk_p, site_p)
     clipped = [[(a, b) for a, b, why in spans if why == "clipped"] for spans in st.excl]
     keep = []
     blocked_sites: set = set()
@@ -1564,8 +1757,8 @@ def _decide(st: PipelineState, final: bool) -> None:
             continue
         if cov:
             continue  # inside sustained activity: not a fasciculation, not counted
-        if ring_max[i] * RING_RATIO > p["amplitude_uv"]:
-            continue  # a phase or ringing of a much larger potential next to it: same potential
+        if ring_lim[i] > p["amplitude_uv"]:
+            continue  # a phase or the ringing of a larger potential next to it: same potential
         reason = None
         if cfg.ecg_reject and st.ecg_site[s]:
             if p["ecg"] or beat_near[i]:
@@ -1599,10 +1792,10 @@ def _decide(st: PipelineState, final: bool) -> None:
             st.out.append(q)
     st.pending = keep
     # Forget candidate peaks that can no longer be coincident with anything undecided.
-    oldest = (
-        min((p["peak"] for p in keep), default=st.seg_frontier)
-        - 4 * st.cm_n
-        - max(st.qrs_n[0], st.art_n[1])
-    )
+    first = min((p["peak"] for p in keep), default=st.seg_frontier)
+    oldest = first - 4 * st.cm_n - max(st.qrs_n[0], st.art_n[1])
     if st.recent_peaks and st.recent_peaks[0][0] < oldest:
         st.recent_peaks = [rp for rp in st.recent_peaks if rp[0] >= oldest]
+    oldest_ring = first - len(st.ring_env)  # a source can ring on this far
+    if st.ring_sources and st.ring_sources[0][0] < oldest_ring:
+        st.ring_sources = [r for r in st.ring_sources if r[0] >= oldest_ring]
