@@ -50,6 +50,8 @@ SHAPE_FLOOR = 0.5  # ... never below this, however noisy the beats (noise alone 
 KEEP_HISTORY = 32  # accepted beats whose correlations set the noise-adapted threshold
 KEEP_MIN_BEATS = 8
 MAX_MISSED = 8  # the lock survives this many beat intervals without a detected beat
+MIN_HIT_RATE = 0.5  # a locked rhythm must find at least this fraction of its predicted beats
+HIT_BEATS = 8  # ... over this many accepted beats
 
 
 @dataclass
@@ -58,20 +60,27 @@ class CardiacTracker:
 
     locked: bool = False
     rr: float = 0.0  # samples
-    last: int = 0  # sample of the last beat
+    last: int = 0  # fiducial sample of the last beat (where the template's centre fell)
     template: NDArray | None = None
     history: list = field(default_factory=list)  # recent (peak, waveform) candidates
     corrs: list = field(default_factory=list)  # template correlation of recent accepted beats
+    amps: list = field(default_factory=list)  # peak-to-peak of recent accepted beats
+    steps: list = field(default_factory=list)  # beat intervals spanned by recent accepted beats
+    keep: float = SHAPE_KEEP  # keep_threshold(self), updated with corrs
 
 
 MAX_LAG_S = 0.02  # misalignment tolerated between two beats (R vs S wave as "the" peak)
+AMP_RATIO = 2.0  # a beat's p-p stays within this factor of the site's recent beats
 
 
-def _corr(a: NDArray, b: NDArray, max_lag: int = 4) -> float:
-    """Largest normalised cross-correlation of two waveforms over small lags.
+def _align(a: NDArray, b: NDArray, max_lag: int = 4) -> tuple[float, int]:
+    """Largest normalised cross-correlation of two waveforms over small lags, and its lag.
 
     Peaks are found as the largest absolute sample, which can jump between
-    phases of similar size; a few samples of lag absorb that jitter.
+    phases of similar size (R or S wave); a few ms of lag absorb that jitter.
+    At lag ``k``, ``b[i]`` lines up with ``a[i + k]``: the point of ``b``
+    that corresponds to the centre of ``a`` is ``k`` samples before ``b``'s
+    own centre.
     """
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
@@ -79,11 +88,28 @@ def _corr(a: NDArray, b: NDArray, max_lag: int = 4) -> float:
     b = b - b.mean()
     den = float(np.sqrt((a * a).sum() * (b * b).sum()))
     if den <= 0:
-        return 0.0
+        return 0.0, 0
     n = len(a)
     full = np.correlate(a, b, mode="full")  # lag k sits at index n - 1 + k
     lag = min(max_lag, n - 1)
-    return float(full[n - 1 - lag : n + lag].max() / den)
+    part = full[n - 1 - lag : n + lag]
+    i = int(part.argmax())
+    return float(part[i] / den), i - lag
+
+
+def _corr(a: NDArray, b: NDArray, max_lag: int = 4) -> float:
+    """Largest normalised cross-correlation of two waveforms over small lags."""
+    return _align(a, b, max_lag)[0]
+
+
+def _shift(w: NDArray, k: int) -> NDArray:
+    """``w`` moved ``k`` samples later (zeros shifted in): ``out[i] = w[i - k]``."""
+    out = np.zeros(len(w), np.float64)
+    if k >= 0:
+        out[k:] = w[: len(w) - k]
+    else:
+        out[:k] = w[-k:]
+    return out
 
 
 def _lag(fs: float) -> int:
@@ -91,24 +117,32 @@ def _lag(fs: float) -> int:
 
 
 def _chain(history: list, fs: float) -> tuple[float, NDArray] | None:
-    """A regular chain of three similar potentials ending at the newest one."""
+    """A regular chain of three similar potentials ending at the newest one.
+
+    Intervals are measured between aligned fiducials (each waveform aligned
+    on the newest), and the template is the average of the aligned
+    waveforms, so it keeps the QRS sharp whichever phase was each one's peak.
+    """
     if len(history) < 3:
         return None
     t3, w3 = history[-1]
+    lag = _lag(fs)
     for i in range(len(history) - 2, 0, -1):
         t2, w2 = history[i]
-        i2 = t3 - t2
-        if i2 > RR_MAX_S * fs:
+        if t3 - t2 > RR_MAX_S * fs + lag:
             break
-        if i2 < RR_MIN_S * fs or _corr(w2, w3, _lag(fs)) < SHAPE_LOCK:
+        c2, k2 = _align(w3, w2, lag)
+        i2 = t3 - (t2 - k2)
+        if i2 < RR_MIN_S * fs or i2 > RR_MAX_S * fs or c2 < SHAPE_LOCK:
             continue
         for j in range(i - 1, -1, -1):
             t1, w1 = history[j]
-            i1 = t2 - t1
-            if i1 > (1 + RR_TOL) * i2:
+            c1, k1 = _align(w3, w1, lag)
+            i1 = (t2 - k2) - (t1 - k1)
+            if i1 > (1 + RR_TOL) * i2 + lag:
                 break
-            if abs(i1 - i2) <= RR_TOL * i2 and _corr(w1, w3, _lag(fs)) >= SHAPE_LOCK:
-                return (i1 + i2) / 2.0, (w1 + w2 + w3) / 3.0
+            if abs(i1 - i2) <= RR_TOL * i2 and c1 >= SHAPE_LOCK:
+                return (i1 + i2) / 2.0, (_shift(w1, k1) + _shift(w2, k2) + w3) / 3.0
     return None
 
 
@@ -130,24 +164,66 @@ def keep_threshold(tr: CardiacTracker) -> float:
     return float(np.clip(med - 3.0 * sd, SHAPE_FLOOR, SHAPE_KEEP))
 
 
+def _amp_ok(tr: CardiacTracker, pp: float) -> bool:
+    """Is ``pp`` within ``AMP_RATIO`` of the site's recent beats?
+
+    The QRS at one electrode keeps its size from beat to beat (breathing
+    moves it by tens of percent, posture slowly); a potential several times
+    larger or smaller on the predicted beat is something else that happens
+    to fall there, such as a fasciculation of similar shape.
+    """
+    if not tr.amps:
+        return True
+    ref = float(np.median(tr.amps))
+    return ref / AMP_RATIO <= pp <= ref * AMP_RATIO
+
+
+def _accept(tr: CardiacTracker, fid: int, k: int, w: NDArray, lag: int, c: float) -> None:
+    """Take the potential at fiducial ``fid`` as the beat ``k`` intervals after the last."""
+    tr.rr = 0.8 * tr.rr + 0.2 * (fid - tr.last) / k
+    tr.last = fid
+    tr.template = 0.9 * tr.template + 0.1 * _shift(w, lag)
+    tr.corrs = [*tr.corrs[-(KEEP_HISTORY - 1) :], c]
+    tr.amps = [*tr.amps[-(KEEP_HISTORY - 1) :], float(w.max() - w.min())]
+    tr.steps = [*tr.steps[-(HIT_BEATS - 1) :], k]
+    tr.keep = keep_threshold(tr)
+    if len(tr.steps) == HIT_BEATS and HIT_BEATS < MIN_HIT_RATE * sum(tr.steps):
+        # Most predicted beats went unseen: a heart whose QRS crossed the threshold
+        # once keeps crossing it, so this was a chance lock on a potential that fires
+        # irregularly (a fasciculating unit of similar shape).  Start afresh.
+        _unlock(tr)
+
+
+def _unlock(tr: CardiacTracker) -> None:
+    tr.locked = False
+    tr.history, tr.corrs, tr.amps, tr.steps = [], [], [], []
+    tr.keep = SHAPE_KEEP
+
+
 def classify(tr: CardiacTracker, peak: int, w: NDArray, fs: float) -> bool:
     """True if the potential at ``peak`` belongs to the cardiac rhythm; updates ``tr``.
 
-    Potentials must be passed in time order.
+    Potentials must be passed in time order.  A potential is the next beat
+    when, aligned on the site's QRS template, it falls on the predicted beat
+    (within ``RR_TOL`` of the interval, growing with missed beats), matches
+    the template's shape (``keep_threshold``) and has the size of the
+    site's recent beats.
     """
-    if tr.locked and peak - tr.last > MAX_MISSED * tr.rr:
-        tr.locked = False
+    if tr.locked and peak - tr.last > MAX_MISSED * tr.rr + _lag(fs):
+        _unlock(tr)
     if tr.locked:
         # Beats can be missed (below threshold, excluded); timing error grows with each.
-        k = int(round((peak - tr.last) / tr.rr))
-        if 1 <= k <= MAX_MISSED and abs(peak - tr.last - k * tr.rr) <= RR_TOL * tr.rr * np.sqrt(k):
-            c = _corr(tr.template, w, _lag(fs))
-            if c >= keep_threshold(tr):
-                tr.rr = 0.8 * tr.rr + 0.2 * (peak - tr.last) / k
-                tr.last = peak
-                tr.template = 0.9 * tr.template + 0.1 * w
-                tr.corrs = [*tr.corrs[-(KEEP_HISTORY - 1) :], c]
-                return True
+        c, lag = _align(tr.template, w, _lag(fs))
+        fid = peak - lag
+        k = int(round((fid - tr.last) / tr.rr))
+        if (
+            1 <= k <= MAX_MISSED
+            and abs(fid - tr.last - k * tr.rr) <= RR_TOL * tr.rr * np.sqrt(k)
+            and c >= tr.keep
+            and _amp_ok(tr, float(w.max() - w.min()))
+        ):
+            _accept(tr, fid, k, np.asarray(w, np.float64), lag, c)
+            return True
         return False
     tr.history.append((peak, w))
     tr.history = [h for h in tr.history if peak - h[0] <= 3 * RR_MAX_S * fs][-12:]
@@ -156,6 +232,8 @@ def classify(tr: CardiacTracker, peak: int, w: NDArray, fs: float) -> bool:
         tr.locked, tr.rr, tr.template = True, found[0], found[1]
         tr.last = peak
         tr.history = []
+        tr.corrs, tr.amps, tr.steps = [], [float(found[1].max() - found[1].min())], []
+        tr.keep = keep_threshold(tr)
         return True
     return False
 
@@ -182,22 +260,33 @@ def bootstrap(peaks: NDArray, waveforms: NDArray, fs: float) -> tuple[CardiacTra
             classify(tr, int(peaks[i]), waveforms[i], fs)
         return tr, is_ecg
     i0, (rr, template) = best
-    # Walk backward and forward from the anchor along the rhythm.
+    # Walk backward and forward from the anchor along the rhythm (aligned fiducials).
     anchor = int(peaks[i0])
+    lag_max = _lag(fs)
+    amps: list = []
+    corrs: list = []
+    last_beat = anchor
     for direction in (-1, 1):
         last, cur_rr = anchor, rr
         idx = order if direction == 1 else order[::-1]
         for j in idx:
-            t = int(peaks[j])
+            c, lag = _align(template, waveforms[j], lag_max)
+            t = int(peaks[j]) - lag
             if (t - last) * direction <= 0:
                 continue
             k = int(round(abs(t - last) / cur_rr))
             if 1 <= k <= 3 and abs(abs(t - last) - k * cur_rr) <= RR_TOL * cur_rr:
-                if _corr(template, waveforms[j], _lag(fs)) >= SHAPE_KEEP:
+                if c >= SHAPE_KEEP:
                     is_ecg[j] = True
                     cur_rr = 0.8 * cur_rr + 0.2 * abs(t - last) / k
                     last = t
+                    corrs.append(c)
+                    amps.append(float(np.ptp(waveforms[j])))
+        if direction == 1:
+            last_beat = last
     is_ecg[i0] = True
-    last_beat = int(peaks[is_ecg].max())
+    amps.append(float(np.ptp(waveforms[i0])))
     tr.locked, tr.rr, tr.last, tr.template = True, rr, last_beat, template
+    tr.corrs, tr.amps = corrs[-KEEP_HISTORY:], amps[-KEEP_HISTORY:]
+    tr.keep = keep_threshold(tr)
     return tr, is_ecg
