@@ -71,6 +71,7 @@ MAX_WAVEFORMS_PER_SITE = 20000
 RING_MS = 40.0  # a much smaller candidate this close to a potential is its filter ringing
 RING_RATIO = 0.5
 QRS_MS = (80.0, 60.0)  # candidates this close (before, after) to a heart beat belong to it
+BEAT_LOOKAHEAD_MS = 30.0  # a tracked beat up to this much later still explains a candidate (S wave)
 ARTEFACT_MS = (
     30.0,
     100.0,
@@ -123,6 +124,7 @@ class PipelineState:
     ring_n: int
     ring_n_samples: int
     qrs_n: tuple
+    beat_ahead_n: int
     art_n: tuple
     doublet_lags: range
     # progress
@@ -238,6 +240,7 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
         ring_n=int(round(RING_S / (bin_n / fs))),
         ring_n_samples=int(round(RING_MS * ms)),
         qrs_n=(int(round(QRS_MS[0] * ms)), int(round(QRS_MS[1] * ms))),
+        beat_ahead_n=int(round(BEAT_LOOKAHEAD_MS * ms)),
         art_n=(int(round(ARTEFACT_MS[0] * ms)), int(round(ARTEFACT_MS[1] * ms))),
         doublet_lags=range(
             max(2, int(round(DOUBLET_MS[0] * ms))), int(round(DOUBLET_MS[1] * ms)) + 1
@@ -1274,21 +1277,57 @@ def _recent_index(st: PipelineState) -> _RecentIndex:
     return _RecentIndex(peaks, sites, amps, by_time, peaks[by_time], by_key, key[by_key])
 
 
+def _heart_explained(st: PipelineState, ix: _RecentIndex) -> NDArray:
+    """Per recent candidate (``ix`` order): part of a heart beat the trackers found.
+
+    A candidate on an ECG site counts when a tracked beat of any ECG site lies
+    within ``qrs_n[0]`` before to ``BEAT_LOOKAHEAD_MS`` after it (the QRS is
+    one event for the whole trunk; a site's tracker may have taken the R or the
+    S wave as its peak).  Only labels already final are read: beats up to the
+    look-ahead are measured once the common-mode flag is due (``_decide``).
+    """
+    n = len(ix.peaks)
+    if n == 0 or not st.cfg.ecg_reject:
+        return np.zeros(n, bool)
+    on_ecg = st.ecg_site[ix.sites]
+    ecg_arr = np.fromiter((r["ecg"] for _, _, r in st.recent_peaks), bool, n)
+    tracked = on_ecg & ecg_arr
+    if not tracked.any():
+        return tracked
+    near = _window_any(
+        ix.t_sorted, tracked[ix.by_time], ix.peaks - st.qrs_n[0], ix.peaks + st.beat_ahead_n
+    )
+    return on_ecg & near
+
+
 def _seen_widely(st: PipelineState, ix: _RecentIndex, pk: NDArray) -> list[bool]:
     """For each peak: candidates at >= the common-mode number of sites within ±cm_n.
 
-    Only a window holding that many candidates can qualify; those few are
-    checked one by one.
+    Potentials explained as heart beats (``_heart_explained``) are not
+    witnesses: the QRS is seen at the same instant on every trunk site by
+    nature, and a fasciculation elsewhere that happens to coincide with it
+    (about 1 % of the time at 70 bpm) is not made common-mode by it.  A QRS
+    the trackers missed still counts, so untracked beats on several trunk
+    sites are still rejected as common-mode.  Only a window holding that many
+    candidates can qualify; those few are checked one by one.
     """
     n_sites = len(st.site_keys)
     cm_need = max(2, min(st.cfg.common_mode_sites, math.ceil(n_sites / 2)))
     lo = np.searchsorted(ix.t_sorted, pk - st.cm_n, side="left").tolist()
     hi = np.searchsorted(ix.t_sorted, pk + st.cm_n, side="right").tolist()
-    s_sorted = ix.sites[ix.by_time]
-    return [
-        n_sites >= 2 and b - a >= cm_need and len(set(s_sorted[a:b].tolist())) >= cm_need
-        for a, b in zip(lo, hi, strict=True)
-    ]
+    wide = (np.asarray(hi) - np.asarray(lo)) >= cm_need
+    if n_sites < 2 or not wide.any():
+        return [False] * len(lo)
+    # Witness sites in time order; heart beats get site -1 (never a witness).
+    s_sorted = np.where(_heart_explained(st, ix), -1, ix.sites)[ix.by_time]
+    out = []
+    for a, b, w in zip(lo, hi, wide.tolist(), strict=True):
+        if w:
+            sites = set(s_sorted[a:b].tolist())
+            sites.discard(-1)
+            w = len(sites) >= cm_need
+        out.append(w)
+    return out
 
 
 def _neighbour_tests(
@@ -1317,10 +1356,12 @@ def _decide(st: PipelineState, final: bool) -> None:
         return
     st.pending.sort(key=lambda p: p["peak"])
     cfg = st.cfg
-    horizon = st.seg_frontier - st.cm_n - st.max_pot_n - max(st.qrs_n[1], st.art_n[0])
+    # Common-mode flags are due once every candidate within cm_n, and the heart
+    # beats that may explain those (``_heart_explained``), have been measured.
+    cm_known = st.seg_frontier - st.cm_n - st.max_pot_n - st.beat_ahead_n
+    horizon = cm_known - max(st.qrs_n[1], st.art_n[0])
     rp = st.recent_peaks
     ix = _recent_index(st)
-    cm_known = st.seg_frontier - st.cm_n - st.max_pot_n
     # Common-mode flag of every candidate whose neighbourhood is fully segmented.
     todo = [i for i, (pk, _s, r) in enumerate(rp) if "cm" not in r and (pk <= cm_known or final)]
     if todo:
