@@ -71,7 +71,7 @@ MAX_WAVEFORMS_PER_SITE = 20000
 RING_MS = 40.0  # a much smaller candidate this close to a potential is its filter ringing
 RING_RATIO = 0.5
 QRS_MS = (80.0, 60.0)  # candidates this close (before, after) to a heart beat belong to it
-BEAT_LOOKAHEAD_MS = 30.0  # a tracked beat up to this much later still explains a candidate (S wave)
+BEAT_LOOKAHEAD_MS = 30.0  # a tracked beat this much later still explains a candidate (S wave)
 ARTEFACT_MS = (
     30.0,
     100.0,
