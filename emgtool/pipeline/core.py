@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 from emgtool.config import DetectorConfig
 from emgtool.pipeline import _kernels, dsp
 from emgtool.pipeline.doublets import comb_inverse, find_doublets
-from emgtool.pipeline.ecg import ECG_SITES, CardiacTracker, bootstrap, classify
+from emgtool.pipeline.ecg import ECG_SITES, CardiacTracker, bootstrap, classify, reference
 from emgtool.pipeline.features import waveform_features
 from emgtool.pipeline.runs import find_runs
 from emgtool.pipeline.store import EventStore, WaveStore
@@ -873,11 +873,18 @@ def _measure(st, site_idx, s0, s1) -> None:
         for i, pr in zip(dbl, parts, strict=True):
             new[i]["doublet"] = pr
     if st.decisions_on and st.cfg.ecg_reject:
-        # Cardiac tracking runs as candidates appear, in time order per site.
+        # Cardiac tracking runs as candidates appear, in time order per site.  Each
+        # site's beats must agree with the steady rhythm of the other ECG sites, as
+        # known from beats at least max_pot_n older: every candidate up to there has
+        # been measured (segments are taken in start order), whatever the chunking.
+        ecg_sites = np.flatnonzero(st.ecg_site).tolist()
         for rec in sorted((p for p in st.pending if not p["ecg_done"]), key=lambda p: p["peak"]):
             s = rec["site_i"]
             if st.ecg_site[s]:
-                rec["ecg"] = classify(st.trackers[s], rec["peak"], rec["wave"], st.fs)
+                before = rec["peak"] - st.max_pot_n
+                refs = [reference(st.trackers[t], before) for t in ecg_sites if t != s]
+                refs = [r for r in refs if r is not None]
+                rec["ecg"] = classify(st.trackers[s], rec["peak"], rec["wave"], st.fs, refs)
             rec["ecg_done"] = True
 
 

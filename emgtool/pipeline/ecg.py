@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["CardiacTracker", "classify", "keep_threshold", "ECG_SITES", "bootstrap"]
+__all__ = ["CardiacTracker", "classify", "keep_threshold", "reference", "ECG_SITES", "bootstrap"]
 
 #: Sites where cardiac contamination is expected (trunk and proximal limbs).
 ECG_SITES = frozenset(
@@ -50,8 +50,10 @@ SHAPE_FLOOR = 0.5  # ... never below this, however noisy the beats (noise alone 
 KEEP_HISTORY = 32  # accepted beats whose correlations set the noise-adapted threshold
 KEEP_MIN_BEATS = 8
 MAX_MISSED = 8  # the lock survives this many beat intervals without a detected beat
-MIN_HIT_RATE = 0.5  # a locked rhythm must find at least this fraction of its predicted beats
-HIT_BEATS = 8  # ... over this many accepted beats
+STEADY_BEATS = 8  # a rhythm is steady when its last this many beats were found one after
+STEADY_MISSED = 2  # another, with at most this many beats missed in between
+SITE_OFFSET_S = 0.04  # the same beat's fiducial differs between sites by up to this (R vs S)
+REF_TOL = 0.05  # timing drift allowed per beat interval when predicting from another site
 
 
 @dataclass
@@ -66,6 +68,8 @@ class CardiacTracker:
     corrs: list = field(default_factory=list)  # template correlation of recent accepted beats
     amps: list = field(default_factory=list)  # peak-to-peak of recent accepted beats
     steps: list = field(default_factory=list)  # beat intervals spanned by recent accepted beats
+    beats: list = field(default_factory=list)  # recent (peak, fiducial, rr, steady) of accepted beats
+    prev: tuple | None = None  # (last, rr, timing error) before the last accepted beat
     keep: float = SHAPE_KEEP  # keep_threshold(self), updated with corrs
 
 
@@ -178,36 +182,104 @@ def _amp_ok(tr: CardiacTracker, pp: float) -> bool:
     return ref / AMP_RATIO <= pp <= ref * AMP_RATIO
 
 
-def _accept(tr: CardiacTracker, fid: int, k: int, w: NDArray, lag: int, c: float) -> None:
+def _accept(
+    tr: CardiacTracker, peak: int, fid: int, k: int, w: NDArray, lag: int, c: float
+) -> None:
     """Take the potential at fiducial ``fid`` as the beat ``k`` intervals after the last."""
+    tr.prev = (tr.last, tr.rr, abs(fid - tr.last - k * tr.rr) / (tr.rr * k**0.5))
     tr.rr = 0.8 * tr.rr + 0.2 * (fid - tr.last) / k
     tr.last = fid
     tr.template = 0.9 * tr.template + 0.1 * _shift(w, lag)
     tr.corrs = [*tr.corrs[-(KEEP_HISTORY - 1) :], c]
     tr.amps = [*tr.amps[-(KEEP_HISTORY - 1) :], float(w.max() - w.min())]
-    tr.steps = [*tr.steps[-(HIT_BEATS - 1) :], k]
+    tr.steps = [*tr.steps[-(STEADY_BEATS - 1) :], k]
     tr.keep = keep_threshold(tr)
-    if len(tr.steps) == HIT_BEATS and HIT_BEATS < MIN_HIT_RATE * sum(tr.steps):
-        # Most predicted beats went unseen: a heart whose QRS crossed the threshold
-        # once keeps crossing it, so this was a chance lock on a potential that fires
-        # irregularly (a fasciculating unit of similar shape).  Start afresh.
-        _unlock(tr)
+    _log_beat(tr, peak, fid)
+
+
+def _steady(tr: CardiacTracker) -> bool:
+    """Has the site found its last ``STEADY_BEATS`` beats nearly one after another?"""
+    return len(tr.steps) == STEADY_BEATS and sum(tr.steps) <= STEADY_BEATS + STEADY_MISSED
+
+
+def _log_beat(tr: CardiacTracker, peak: int, fid: int) -> None:
+    tr.beats = [*tr.beats[-7:], (peak, fid, tr.rr, _steady(tr))]
+
+
+def reference(tr: CardiacTracker, before: int) -> tuple[int, float] | None:
+    """(fiducial, RR) of the site's last beat whose peak is at or before ``before``,
+    if its rhythm was steady then; None otherwise.
+
+    Another site's candidate is judged against this prediction: one heart beats
+    for every site.
+    """
+    for pk, fid, rr, steady in reversed(tr.beats):
+        if pk <= before:
+            return (fid, rr) if steady else None
+    return None
+
+
+def _agrees(fid: int, refs: list, fs: float) -> bool:
+    """Does a beat at ``fid`` fall on the rhythm of at least one steady other site?
+
+    With no steady site to compare with, anything goes.  A site's fiducial may
+    sit on another wave of the QRS than the reference's (``SITE_OFFSET_S``),
+    and RR drifts a little per interval (``REF_TOL``).
+    """
+    if not refs:
+        return True
+    for f0, rr in refs:
+        n = max(1, int(round((fid - f0) / rr)))
+        if abs(fid - f0 - n * rr) <= SITE_OFFSET_S * fs + REF_TOL * rr * n:
+            return True
+    return False
 
 
 def _unlock(tr: CardiacTracker) -> None:
     tr.locked = False
-    tr.history, tr.corrs, tr.amps, tr.steps = [], [], [], []
-    tr.keep = SHAPE_KEEP
+    tr.history, tr.corrs, tr.amps, tr.steps, tr.beats = [], [], [], [], []
+    tr.keep, tr.prev = SHAPE_KEEP, None
 
 
-def classify(tr: CardiacTracker, peak: int, w: NDArray, fs: float) -> bool:
+def _reanchor(tr: CardiacTracker, peak: int, fid: int, w: NDArray, lag: int, c: float) -> bool:
+    """Take ``fid`` as the last beat instead of the one accepted just before it.
+
+    The first potential that fits the predicted beat is taken as the beat; a
+    motion artefact or a fasciculation just before the QRS can be that one.
+    The rhythm would then sit off its phase and miss the true beats that
+    follow.  When a later potential of the same cycle fits the beat better
+    (closer to the time predicted before the previous choice, with the
+    template's shape and the beats' size), it becomes the beat.
+    """
+    last0, rr0, err0 = tr.prev
+    k = int(round((fid - last0) / rr0))
+    if k < 1 or k > MAX_MISSED:
+        return False
+    err = abs(fid - last0 - k * rr0) / (rr0 * k**0.5)
+    if err >= err0 or err > RR_TOL or c < tr.keep or not _amp_ok(tr, float(w.max() - w.min())):
+        return False
+    tr.last, tr.rr = last0, rr0
+    tr.steps = tr.steps[:-1]
+    _accept(tr, peak, fid, k, np.asarray(w, np.float64), lag, c)
+    return True
+
+
+def classify(
+    tr: CardiacTracker, peak: int, w: NDArray, fs: float, refs: list | None = None
+) -> bool:
     """True if the potential at ``peak`` belongs to the cardiac rhythm; updates ``tr``.
 
     Potentials must be passed in time order.  A potential is the next beat
     when, aligned on the site's QRS template, it falls on the predicted beat
     (within ``RR_TOL`` of the interval, growing with missed beats), matches
     the template's shape (``keep_threshold``) and has the size of the
-    site's recent beats.
+    site's recent beats.  ``refs`` are predictions of other sites with a
+    steady rhythm (:func:`reference`): unless this site's own rhythm is
+    steady, a beat here must agree with one of them, since a motor unit of
+    similar shape firing at about the heart rate can otherwise hold a site's
+    tracker (a lock needs only three regular potentials, and missed beats
+    widen the timing window).  A steady site is not overruled, so one beat
+    taken wrongly elsewhere does not spread.
     """
     if tr.locked and peak - tr.last > MAX_MISSED * tr.rr + _lag(fs):
         _unlock(tr)
@@ -221,19 +293,23 @@ def classify(tr: CardiacTracker, peak: int, w: NDArray, fs: float) -> bool:
             and abs(fid - tr.last - k * tr.rr) <= RR_TOL * tr.rr * np.sqrt(k)
             and c >= tr.keep
             and _amp_ok(tr, float(w.max() - w.min()))
+            and (_steady(tr) or _agrees(fid, refs or [], fs))
         ):
-            _accept(tr, fid, k, np.asarray(w, np.float64), lag, c)
+            _accept(tr, peak, fid, k, np.asarray(w, np.float64), lag, c)
+            return True
+        if k == 0 and tr.prev is not None and _reanchor(tr, peak, fid, w, lag, c):
             return True
         return False
     tr.history.append((peak, w))
     tr.history = [h for h in tr.history if peak - h[0] <= 3 * RR_MAX_S * fs][-12:]
     found = _chain(tr.history, fs)
-    if found is not None:
+    if found is not None and _agrees(peak, refs or [], fs):
         tr.locked, tr.rr, tr.template = True, found[0], found[1]
         tr.last = peak
         tr.history = []
         tr.corrs, tr.amps, tr.steps = [], [float(found[1].max() - found[1].min())], []
-        tr.keep = keep_threshold(tr)
+        tr.keep, tr.prev = keep_threshold(tr), None
+        _log_beat(tr, peak, peak)
         return True
     return False
 
@@ -265,7 +341,7 @@ def bootstrap(peaks: NDArray, waveforms: NDArray, fs: float) -> tuple[CardiacTra
     lag_max = _lag(fs)
     amps: list = []
     corrs: list = []
-    last_beat = anchor
+    last_beat, last_peak, steps = anchor, anchor, []
     for direction in (-1, 1):
         last, cur_rr = anchor, rr
         idx = order if direction == 1 else order[::-1]
@@ -282,11 +358,16 @@ def bootstrap(peaks: NDArray, waveforms: NDArray, fs: float) -> tuple[CardiacTra
                     last = t
                     corrs.append(c)
                     amps.append(float(np.ptp(waveforms[j])))
+                    if direction == 1:
+                        steps.append(k)
+                        last_peak = int(peaks[j])
         if direction == 1:
             last_beat = last
     is_ecg[i0] = True
     amps.append(float(np.ptp(waveforms[i0])))
     tr.locked, tr.rr, tr.last, tr.template = True, rr, last_beat, template
     tr.corrs, tr.amps = corrs[-KEEP_HISTORY:], amps[-KEEP_HISTORY:]
+    tr.steps = steps[-STEADY_BEATS:]
     tr.keep = keep_threshold(tr)
+    _log_beat(tr, last_peak, last_beat)
     return tr, is_ecg
