@@ -21,6 +21,8 @@ Examples
 
 from __future__ import annotations
 
+import math
+import statistics
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,8 +69,12 @@ class CardiacTracker:
     history: list = field(default_factory=list)  # recent (peak, waveform) candidates
     corrs: list = field(default_factory=list)  # template correlation of recent accepted beats
     amps: list = field(default_factory=list)  # peak-to-peak of recent accepted beats
+    amp_ref: float = 0.0  # their median (0: none yet)
+    tpl: tuple | None = None  # (template less its mean, zero-padded by the lag; its energy)
     steps: list = field(default_factory=list)  # beat intervals spanned by recent accepted beats
-    beats: list = field(default_factory=list)  # recent (peak, fiducial, rr, steady) of accepted beats
+    beats: list = field(
+        default_factory=list
+    )  # recent (peak, fiducial, rr, steady) of accepted beats
     prev: tuple | None = None  # (last, rr, timing error) before the last accepted beat
     keep: float = SHAPE_KEEP  # keep_threshold(self), updated with corrs
 
@@ -101,6 +107,54 @@ def _align(a: NDArray, b: NDArray, max_lag: int = 4) -> tuple[float, int]:
     return float(part[i] / den), i - lag
 
 
+_WIN_IDX: dict = {}
+
+
+def _align_many(a: NDArray, bs: NDArray, max_lag: int) -> tuple[NDArray, NDArray]:
+    """:func:`_align` of ``a`` with each row of ``bs`` at once: (correlations, lags)."""
+    a = np.asarray(a, np.float64)
+    bs = np.asarray(bs, np.float64)
+    n = len(a)
+    lag = min(max_lag, n - 1)
+    idx = _WIN_IDX.get((n, lag))
+    if idx is None:
+        idx = _WIN_IDX[(n, lag)] = np.arange(n)[None, :] + np.arange(2 * lag + 1)[:, None]
+    ap = np.zeros(n + 2 * lag)
+    ap[lag : lag + n] = a - a.mean()
+    bs = bs - bs.mean(axis=1, keepdims=True)
+    # Row k of ap[idx] is a shifted by k - lag: its product with b is the correlation there.
+    full = bs @ ap[idx].T  # (rows, 2 lag + 1)
+    den = np.sqrt((ap * ap).sum() * (bs * bs).sum(axis=1))
+    i = full.argmax(axis=1)
+    best = full[np.arange(len(bs)), i]
+    corr = np.where(den > 0, best / np.where(den > 0, den, 1.0), 0.0)
+    return corr, np.where(den > 0, i - lag, 0)
+
+
+def _set_template(tr: CardiacTracker, template: NDArray) -> None:
+    tr.template = np.asarray(template, np.float64)
+    tr.tpl = None  # padded copy made on first use, for the lag then in force
+
+
+def _align_template(tr: CardiacTracker, w: NDArray, max_lag: int) -> tuple[float, int]:
+    """:func:`_align` of the site's template with ``w`` (the template's part cached)."""
+    n = len(tr.template)
+    lag = min(max_lag, n - 1)
+    if tr.tpl is None or len(tr.tpl[0]) != n + 2 * lag:
+        ap = np.zeros(n + 2 * lag)
+        ap[lag : lag + n] = tr.template - tr.template.mean()
+        tr.tpl = (ap, float(ap @ ap))
+    ap, aa = tr.tpl
+    b = np.asarray(w, np.float64)
+    b = b - b.mean()
+    den = math.sqrt(aa * float(b @ b))
+    if den <= 0:
+        return 0.0, 0
+    full = np.correlate(ap, b, mode="valid")  # index i: lag i - lag, as in _align
+    i = int(full.argmax())
+    return float(full[i]) / den, i - lag
+
+
 def _corr(a: NDArray, b: NDArray, max_lag: int = 4) -> float:
     """Largest normalised cross-correlation of two waveforms over small lags."""
     return _align(a, b, max_lag)[0]
@@ -131,17 +185,24 @@ def _chain(history: list, fs: float) -> tuple[float, NDArray] | None:
         return None
     t3, w3 = history[-1]
     lag = _lag(fs)
+    # Cheap first: a chain needs an earlier potential one plausible interval back.
+    lo, hi = RR_MIN_S * fs - lag, RR_MAX_S * fs + lag
+    if not any(lo <= t3 - t <= hi for t, _ in history[1:-1]):
+        return None
+    # Alignment of every earlier potential on the newest one, in one product.
+    cs, ks = _align_many(w3, np.stack([w for _, w in history[:-1]]), lag)
+    cs, ks = cs.tolist(), ks.tolist()
     for i in range(len(history) - 2, 0, -1):
         t2, w2 = history[i]
         if t3 - t2 > RR_MAX_S * fs + lag:
             break
-        c2, k2 = _align(w3, w2, lag)
+        c2, k2 = cs[i], ks[i]
         i2 = t3 - (t2 - k2)
         if i2 < RR_MIN_S * fs or i2 > RR_MAX_S * fs or c2 < SHAPE_LOCK:
             continue
         for j in range(i - 1, -1, -1):
             t1, w1 = history[j]
-            c1, k1 = _align(w3, w1, lag)
+            c1, k1 = cs[j], ks[j]
             i1 = (t2 - k2) - (t1 - k1)
             if i1 > (1 + RR_TOL) * i2 + lag:
                 break
@@ -162,10 +223,10 @@ def keep_threshold(tr: CardiacTracker) -> float:
     """
     if len(tr.corrs) < KEEP_MIN_BEATS:
         return SHAPE_KEEP
-    c = np.asarray(tr.corrs)
-    med = float(np.median(c))
-    sd = 1.4826 * float(np.median(np.abs(c - med)))
-    return float(np.clip(med - 3.0 * sd, SHAPE_FLOOR, SHAPE_KEEP))
+    # Plain Python on <= 32 numbers: several times cheaper than numpy calls here.
+    med = statistics.median(tr.corrs)
+    sd = 1.4826 * statistics.median([abs(c - med) for c in tr.corrs])
+    return min(max(med - 3.0 * sd, SHAPE_FLOOR), SHAPE_KEEP)
 
 
 def _amp_ok(tr: CardiacTracker, pp: float) -> bool:
@@ -178,8 +239,13 @@ def _amp_ok(tr: CardiacTracker, pp: float) -> bool:
     """
     if not tr.amps:
         return True
-    ref = float(np.median(tr.amps))
+    ref = tr.amp_ref
     return ref / AMP_RATIO <= pp <= ref * AMP_RATIO
+
+
+def _set_amps(tr: CardiacTracker, amps: list) -> None:
+    tr.amps = amps
+    tr.amp_ref = float(statistics.median(amps)) if amps else 0.0
 
 
 def _accept(
@@ -189,9 +255,9 @@ def _accept(
     tr.prev = (tr.last, tr.rr, abs(fid - tr.last - k * tr.rr) / (tr.rr * k**0.5))
     tr.rr = 0.8 * tr.rr + 0.2 * (fid - tr.last) / k
     tr.last = fid
-    tr.template = 0.9 * tr.template + 0.1 * _shift(w, lag)
+    _set_template(tr, 0.9 * tr.template + 0.1 * _shift(w, lag))
     tr.corrs = [*tr.corrs[-(KEEP_HISTORY - 1) :], c]
-    tr.amps = [*tr.amps[-(KEEP_HISTORY - 1) :], float(w.max() - w.min())]
+    _set_amps(tr, [*tr.amps[-(KEEP_HISTORY - 1) :], float(w.max() - w.min())])
     tr.steps = [*tr.steps[-(STEADY_BEATS - 1) :], k]
     tr.keep = keep_threshold(tr)
     _log_beat(tr, peak, fid)
@@ -237,8 +303,32 @@ def _agrees(fid: int, refs: list, fs: float) -> bool:
 
 def _unlock(tr: CardiacTracker) -> None:
     tr.locked = False
-    tr.history, tr.corrs, tr.amps, tr.steps, tr.beats = [], [], [], [], []
+    tr.history, tr.corrs, tr.steps, tr.beats = [], [], [], []
+    _set_amps(tr, [])
     tr.keep, tr.prev = SHAPE_KEEP, None
+
+
+def _near_beat(d: int, rr: float, max_lag: int) -> set:
+    """Beat counts k (1..MAX_MISSED) a potential ``d`` samples after a beat may be on,
+    for some alignment lag; {0} stands for the same cycle."""
+    ks = {int(round((d - max_lag) / rr)), int(round((d + max_lag) / rr))}
+    return {
+        k
+        for k in ks
+        if k == 0
+        or (1 <= k <= MAX_MISSED and abs(d - k * rr) <= RR_TOL * rr * math.sqrt(k) + max_lag)
+    }
+
+
+def _may_be_on_beat(tr: CardiacTracker, peak: int, max_lag: int) -> bool:
+    """Can a potential at ``peak`` pass the timing test, or replace the last beat,
+    for some alignment lag?  Most cannot, and need no correlation."""
+    ks = _near_beat(peak - tr.last, tr.rr, max_lag)
+    if ks - {0}:
+        return True
+    if 0 in ks and tr.prev is not None:
+        return bool(_near_beat(peak - tr.prev[0], tr.prev[1], max_lag) - {0})
+    return False
 
 
 def _reanchor(tr: CardiacTracker, peak: int, fid: int, w: NDArray, lag: int, c: float) -> bool:
@@ -284,8 +374,10 @@ def classify(
     if tr.locked and peak - tr.last > MAX_MISSED * tr.rr + _lag(fs):
         _unlock(tr)
     if tr.locked:
+        if not _may_be_on_beat(tr, peak, _lag(fs)):
+            return False  # cheap: off the rhythm whatever the alignment
         # Beats can be missed (below threshold, excluded); timing error grows with each.
-        c, lag = _align(tr.template, w, _lag(fs))
+        c, lag = _align_template(tr, w, _lag(fs))
         fid = peak - lag
         k = int(round((fid - tr.last) / tr.rr))
         if (
@@ -304,10 +396,12 @@ def classify(
     tr.history = [h for h in tr.history if peak - h[0] <= 3 * RR_MAX_S * fs][-12:]
     found = _chain(tr.history, fs)
     if found is not None and _agrees(peak, refs or [], fs):
-        tr.locked, tr.rr, tr.template = True, found[0], found[1]
+        tr.locked, tr.rr = True, found[0]
+        _set_template(tr, found[1])
         tr.last = peak
         tr.history = []
-        tr.corrs, tr.amps, tr.steps = [], [float(found[1].max() - found[1].min())], []
+        tr.corrs, tr.steps = [], []
+        _set_amps(tr, [float(found[1].max() - found[1].min())])
         tr.keep, tr.prev = keep_threshold(tr), None
         _log_beat(tr, peak, peak)
         return True
@@ -365,8 +459,10 @@ def bootstrap(peaks: NDArray, waveforms: NDArray, fs: float) -> tuple[CardiacTra
             last_beat = last
     is_ecg[i0] = True
     amps.append(float(np.ptp(waveforms[i0])))
-    tr.locked, tr.rr, tr.last, tr.template = True, rr, last_beat, template
-    tr.corrs, tr.amps = corrs[-KEEP_HISTORY:], amps[-KEEP_HISTORY:]
+    tr.locked, tr.rr, tr.last = True, rr, last_beat
+    _set_template(tr, template)
+    tr.corrs = corrs[-KEEP_HISTORY:]
+    _set_amps(tr, amps[-KEEP_HISTORY:])
     tr.steps = steps[-STEADY_BEATS:]
     tr.keep = keep_threshold(tr)
     _log_beat(tr, last_peak, last_beat)
