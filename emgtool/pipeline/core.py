@@ -40,7 +40,14 @@ from numpy.typing import NDArray
 from emgtool.config import DetectorConfig
 from emgtool.pipeline import _kernels, dsp
 from emgtool.pipeline.doublets import comb_inverse, find_doublets
-from emgtool.pipeline.ecg import ECG_SITES, CardiacTracker, bootstrap, classify, reference
+from emgtool.pipeline.ecg import (
+    AMP_RATIO,
+    ECG_SITES,
+    CardiacTracker,
+    bootstrap,
+    classify,
+    reference,
+)
 from emgtool.pipeline.features import waveform_features
 from emgtool.pipeline.runs import find_runs
 from emgtool.pipeline.store import EventStore, WaveStore
@@ -885,6 +892,8 @@ def _measure(st, site_idx, s0, s1) -> None:
                 refs = [reference(st.trackers[t], before) for t in ecg_sites if t != s]
                 refs = [r for r in refs if r is not None]
                 rec["ecg"] = classify(st.trackers[s], rec["peak"], rec["wave"], st.fs, refs)
+                tr = st.trackers[s]
+                rec["beat_pp"] = tr.amp_ref if tr.locked else 0.0
             rec["ecg_done"] = True
 
 
@@ -1222,7 +1231,7 @@ def provisional(st: PipelineState) -> list[dict]:
             continue
         if ring_max[i] * RING_RATIO > p["amplitude_uv"]:
             continue  # ringing of a larger potential
-        if st.cfg.ecg_reject and st.ecg_site[s] and beat_near[i]:
+        if st.cfg.ecg_reject and st.ecg_site[s] and beat_near[i] and not _outsizes_beat(p):
             continue  # a heart beat seen on another trunk channel
         if wide[i]:
             continue  # the same instant on many sites: common-mode artefact
@@ -1282,6 +1291,19 @@ def _recent_index(st: PipelineState) -> _RecentIndex:
     key = sites * _SITE_KEY + peaks
     by_key = np.argsort(key, kind="stable")
     return _RecentIndex(peaks, sites, amps, by_time, peaks[by_time], by_key, key[by_key])
+
+
+def _outsizes_beat(p: dict) -> bool:
+    """Is a candidate in a heart beat's window too large to be part of that beat?
+
+    The QRS keeps its size at a site from beat to beat (``ecg.AMP_RATIO``);
+    a potential more than that much larger than the site's tracked beats
+    (their p-p over the whole complex) is a potential of its own that
+    happens to fall on the beat, and is judged like any other.  Without a
+    tracked rhythm at the site its QRS size is unknown and the window holds.
+    """
+    pp = p.get("beat_pp", 0.0)
+    return pp > 0 and p["amplitude_uv"] > AMP_RATIO * pp
 
 
 def _heart_explained(st: PipelineState, ix: _RecentIndex) -> NDArray:
@@ -1401,7 +1423,7 @@ def _decide(st: PipelineState, final: bool) -> None:
             continue  # a phase or ringing of a much larger potential next to it: same potential
         reason = None
         if cfg.ecg_reject and st.ecg_site[s]:
-            if p["ecg"] or beat_near[i]:
+            if p["ecg"] or (beat_near[i] and not _outsizes_beat(p)):
                 reason = "ecg"
         if reason is None and (p.get("cm", False) or cm_near[i]):
             reason = "common-mode"
