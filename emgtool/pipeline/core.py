@@ -1329,16 +1329,29 @@ def _heart_explained(st: PipelineState, ix: _RecentIndex) -> NDArray:
     return on_ecg & near
 
 
-def _seen_widely(st: PipelineState, ix: _RecentIndex, pk: NDArray) -> list[bool]:
+def _seen_widely(
+    st: PipelineState, ix: _RecentIndex, pk: NDArray, final: bool = True
+) -> list[bool | None]:
     """For each peak: candidates at >= the common-mode number of sites within ±cm_n.
 
-    Potentials explained as heart beats (``_heart_explained``) are not
-    witnesses: the QRS is seen at the same instant on every trunk site by
-    nature, and a fasciculation elsewhere that happens to coincide with it
-    (about 1 % of the time at 70 bpm) is not made common-mode by it.  A QRS
-    the trackers missed still counts, so untracked beats on several trunk
-    sites are still rejected as common-mode.  Only a window holding that many
-    candidates can qualify; those few are checked one by one.
+    Only potentials nothing else explains are witnesses of a common-mode
+    artefact:
+
+    - not heart beats (``_heart_explained``): the QRS is seen at the same
+      instant on every trunk site by nature, and a fasciculation elsewhere
+      that happens to coincide with it (about 1 % of the time at 70 bpm) is
+      not made common-mode by it.  A QRS the trackers missed still counts, so
+      untracked beats on several trunk sites are still rejected;
+    - not discharges of sustained activity at their own site: a cramp fires
+      tens of potentials per second, so a fasciculation elsewhere coincides
+      with discharges at the cramping sites within milliseconds many times a
+      minute (simulated calf cramp spreading to a second calf site: half the
+      missed fasciculations of the run).
+
+    Whether a witness lies in sustained activity is known a little later
+    than the candidates; until it is, the answer may be None (undecided),
+    unless ``final``.  Only a window holding enough candidates can qualify;
+    those few are checked one by one.
     """
     n_sites = len(st.site_keys)
     cm_need = max(2, min(st.cfg.common_mode_sites, math.ceil(n_sites / 2)))
@@ -1348,13 +1361,26 @@ def _seen_widely(st: PipelineState, ix: _RecentIndex, pk: NDArray) -> list[bool]
     if n_sites < 2 or not wide.any():
         return [False] * len(lo)
     # Witness sites in time order; heart beats get site -1 (never a witness).
-    s_sorted = np.where(_heart_explained(st, ix), -1, ix.sites)[ix.by_time]
-    out = []
+    s_sorted = np.where(_heart_explained(st, ix), -1, ix.sites)[ix.by_time].tolist()
+    p_sorted = ix.t_sorted.tolist()
+    out: list[bool | None] = []
     for a, b, w in zip(lo, hi, wide.tolist(), strict=True):
         if w:
-            sites = set(s_sorted[a:b].tolist())
-            sites.discard(-1)
-            w = len(sites) >= cm_need
+            sure, maybe = set(), set()
+            for s, t in zip(s_sorted[a:b], p_sorted[a:b], strict=True):
+                if s < 0 or s in sure:
+                    continue
+                cov = _covered_by_sustained(st, s, t)
+                if cov is None and not final:
+                    maybe.add(s)
+                elif not cov:
+                    sure.add(s)
+            if len(sure) >= cm_need:
+                w = True
+            elif len(sure | maybe) >= cm_need:
+                w = None  # depends on witnesses whose activity is not yet known
+            else:
+                w = False
         out.append(w)
     return out
 
@@ -1394,14 +1420,23 @@ def _decide(st: PipelineState, final: bool) -> None:
     # Common-mode flag of every candidate whose neighbourhood is fully segmented.
     todo = [i for i, (pk, _s, r) in enumerate(rp) if "cm" not in r and (pk <= cm_known or final)]
     if todo:
-        wide = _seen_widely(st, ix, ix.peaks[todo])
+        wide = _seen_widely(st, ix, ix.peaks[todo], final)
         for i, w in zip(todo, wide, strict=True):
-            rp[i][2]["cm"] = bool(w or rp[i][2]["uniform"])
+            if w is not None or rp[i][2]["uniform"]:
+                rp[i][2]["cm"] = bool(w or rp[i][2]["uniform"])
+    # A decision reads the flags of its neighbours (tail of an artefact, heart beat):
+    # it waits for any of them still undecided.
+    ready = np.fromiter(("cm" in r for _, _, r in rp), bool, len(rp))
     # Neighbourhood tests of every pending candidate at once (they only read rp).
     n_p = len(st.pending)
     pk_p = np.fromiter((p["peak"] for p in st.pending), np.int64, n_p)
     site_p = np.fromiter((p["site_i"] for p in st.pending), np.int64, n_p)
     ring_max, beat_near, cm_near = _neighbour_tests(st, ix, pk_p, site_p)
+    waiting = np.zeros(n_p, bool)
+    if not ready.all():
+        before, after = max(st.art_n[1], st.qrs_n[0]), max(st.art_n[0], st.qrs_n[1])
+        waiting = _window_any(ix.t_sorted, ~ready[ix.by_time], pk_p - before, pk_p + after)
+    waiting = waiting.tolist()
     clipped = [[(a, b) for a, b, why in spans if why == "clipped"] for spans in st.excl]
     keep = []
     blocked_sites: set = set()
@@ -1413,7 +1448,7 @@ def _decide(st: PipelineState, final: bool) -> None:
         cov = _covered_by_sustained(st, s, p["peak"])
         if cov is None and final:
             cov = False
-        if cov is None or (not final and p["peak"] > horizon):
+        if cov is None or (not final and (p["peak"] > horizon or waiting[i])):
             keep.append(p)
             blocked_sites.add(s)  # keep time order per site
             continue
