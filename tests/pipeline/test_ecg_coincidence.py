@@ -62,3 +62,47 @@ def test_fasciculation_on_a_heart_beat_at_a_limb_site_is_counted(quiet_with_ecg)
     trunk = ev[ev.site.isin(["rectus_abdominis", "thoracic_paraspinals"])]
     assert (trunk.trial_type == "fasciculation").sum() <= 2
     assert (trunk.reason == "ecg").sum() >= 50
+
+
+def test_fasciculation_during_a_cramp_elsewhere_is_counted():
+    # A calf cramp at two sites fires tens of potentials per second; a fasciculation
+    # at another site that coincides with discharges at both is not a common-mode
+    # artefact, since those discharges are the cramp's.
+    sites = ["Gastroc med L", "Soleus L", "Tib ant R", "FDI R", "Vastus lat L", "Biceps R"]
+    sim = simulate_parts(
+        "healthy", 40.0, seed=4, snr_db=20.0, nuisances={"pink", "white"}, sites=sites
+    )
+    rec = sim.recording
+    data = np.array(rec.data)
+    rng = np.random.default_rng(2)
+    t0, t1 = int(10 * FS), int(30 * FS)  # the cramp
+    fire = {0: [], 1: []}
+    for ch in (0, 1):
+        for _unit in range(8):
+            m = make_muap(rng, FS)
+            w = (m.wave * rng.uniform(80, 200)).astype(np.float32)
+            t = t0 + int(rng.uniform(0, 0.1) * FS)
+            while t < t1 - len(w):
+                data[ch, t : t + len(w)] += w
+                fire[ch].append(t + m.peak_index)
+                t += int(FS / rng.uniform(8, 15))
+    # Instants where both cramping sites discharge within 1 ms of each other.
+    a, b = np.sort(fire[0]), np.sort(fire[1])
+    j = np.clip(np.searchsorted(b, a), 0, len(b) - 1)
+    both = a[np.abs(b[j] - a) <= 2]
+    both = both[(both > t0 + 2 * FS) & (both < t1 - 2 * FS)]
+    picked: list = []
+    for s in both.tolist():
+        if not picked or s - picked[-1] > FS:
+            picked.append(s)
+    both = np.array(picked[:8])
+    assert len(both) >= 5
+    w, pk = _potential(250.0, seed=5)
+    for s in both:
+        data[2, s - pk : s - pk + len(w)] += w
+    ev = analyze(Recording(np.ascontiguousarray(data), rec.fs, rec.channels)).events
+    sustained = ev[ev.trial_type.isin(["cramp", "voluntary"])]
+    assert set(sustained.site) >= {"gastrocnemius_medial", "soleus"}
+    tib = ev[ev.site == "tibialis_anterior"]
+    kinds = [set(tib[np.abs(tib["sample"] - s) < 0.02 * FS].trial_type) for s in both]
+    assert all(k == {"fasciculation"} for k in kinds), kinds
