@@ -78,6 +78,7 @@ MAX_WAVEFORMS_PER_SITE = 20000
 RING_MS = 40.0  # a much smaller candidate this close to a potential is its filter ringing
 RING_RATIO = 0.5
 QRS_MS = (80.0, 60.0)  # candidates this close (before, after) to a heart beat belong to it
+LONG_QRS_MS = 150.0  # a trunk segment too long for a potential but this short may be a QRS
 BEAT_LOOKAHEAD_MS = 30.0  # a tracked beat this much later still explains a candidate (S wave)
 ARTEFACT_MS = (
     30.0,
@@ -132,6 +133,7 @@ class PipelineState:
     ring_n_samples: int
     qrs_n: tuple
     beat_ahead_n: int
+    long_qrs_n: int
     art_n: tuple
     doublet_lags: range
     # progress
@@ -188,6 +190,8 @@ class PipelineState:
     pending: list = field(default_factory=list)
     recent_peaks: list = field(default_factory=list)  # (peak, site, candidate) of all candidates
     trackers: list = field(default_factory=list)
+    beat_obs: list = field(default_factory=list)  # long trunk segments waiting for the tracker
+    long_beats: list = field(default_factory=list)  # peaks of long segments taken as beats
     decisions_on: bool = False
     # output
     out: list = field(default_factory=list)  # event dicts decided during the current call
@@ -248,6 +252,7 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
         ring_n_samples=int(round(RING_MS * ms)),
         qrs_n=(int(round(QRS_MS[0] * ms)), int(round(QRS_MS[1] * ms))),
         beat_ahead_n=int(round(BEAT_LOOKAHEAD_MS * ms)),
+        long_qrs_n=int(round(LONG_QRS_MS * ms)),
         art_n=(int(round(ARTEFACT_MS[0] * ms)), int(round(ARTEFACT_MS[1] * ms))),
         doublet_lags=range(
             max(2, int(round(DOUBLET_MS[0] * ms))), int(round(DOUBLET_MS[1] * ms)) + 1
@@ -367,20 +372,31 @@ def _start(st: PipelineState, probe: NDArray, final: bool) -> None:
 
 
 def _bootstrap_ecg(st: PipelineState) -> None:
+    """Find each trunk site's rhythm in the start-up probe (candidates and long segments)."""
+    obs, st.beat_obs = st.beat_obs, []
     if not st.cfg.ecg_reject:
         return
     for s in np.flatnonzero(st.ecg_site):
         cands = [p for p in st.pending if p["site_i"] == s]
-        if len(cands) < 3:
-            for p in cands:
-                classify(st.trackers[s], p["peak"], p["wave"], st.fs)
-                p["ecg_done"] = True
+        seen = sorted([*cands, *(o for o in obs if o["site_i"] == s)], key=lambda p: p["peak"])
+        if len(seen) < 3:
+            for p in seen:
+                beat = classify(st.trackers[s], p["peak"], p["wave"], st.fs)
+                if "seg_start" in p:
+                    if beat:
+                        st.long_beats.append(p["peak"])
+                else:
+                    p["ecg_done"] = True
             continue
-        peaks = np.array([p["peak"] for p in cands])
-        waves = np.stack([p["wave"] for p in cands])
+        peaks = np.array([p["peak"] for p in seen])
+        waves = np.stack([p["wave"] for p in seen])
         tr, is_ecg = bootstrap(peaks, waves, st.fs)
         st.trackers[s] = tr
-        for p, e in zip(cands, is_ecg, strict=True):
+        for p, e in zip(seen, is_ecg, strict=True):
+            if "seg_start" in p:
+                if e:
+                    st.long_beats.append(p["peak"])
+                continue
             p["ecg"] = bool(e)
             p["ecg_done"] = True
 
@@ -717,10 +733,13 @@ def _segment(st: PipelineState, final: bool) -> None:
     site_idx = site_ids[rows]
     np.maximum.at(st.seg_done_until, site_idx, s1)
     ok = (s1 - s0) <= st.max_pot_n
+    _observe_long_beats(st, site_idx[~ok], s0[~ok], s1[~ok])
     # Longer segments are sustained activity, handled by the activity bins.
     site_idx, s0, s1 = site_idx[ok], s0[ok], s1[ok]
     if len(s0):
         _measure(st, site_idx, s0, s1)
+    elif st.beat_obs:
+        _track_beats(st)
 
 
 def _doublet_parts(
@@ -879,22 +898,78 @@ def _measure(st, site_idx, s0, s1) -> None:
         parts = _doublet_parts(st, [new[i] for i in dbl], lag[jj], sd[jj])
         for i, pr in zip(dbl, parts, strict=True):
             new[i]["doublet"] = pr
-    if st.decisions_on and st.cfg.ecg_reject:
-        # Cardiac tracking runs as candidates appear, in time order per site.  Each
-        # site's beats must agree with the steady rhythm of the other ECG sites, as
-        # known from beats at least max_pot_n older: every candidate up to there has
-        # been measured (segments are taken in start order), whatever the chunking.
-        ecg_sites = np.flatnonzero(st.ecg_site).tolist()
-        for rec in sorted((p for p in st.pending if not p["ecg_done"]), key=lambda p: p["peak"]):
-            s = rec["site_i"]
-            if st.ecg_site[s]:
-                before = rec["peak"] - st.max_pot_n
-                refs = [reference(st.trackers[t], before) for t in ecg_sites if t != s]
-                refs = [r for r in refs if r is not None]
-                rec["ecg"] = classify(st.trackers[s], rec["peak"], rec["wave"], st.fs, refs)
-                tr = st.trackers[s]
-                rec["beat_pp"] = tr.amp_ref if tr.locked else 0.0
-            rec["ecg_done"] = True
+    _track_beats(st)
+
+
+def _track_beats(st: PipelineState) -> None:
+    """Cardiac tracking of the candidates just measured (and long trunk segments).
+
+    Runs as candidates appear, in time order per site.  Each site's beats must
+    agree with the steady rhythm of the other ECG sites, as known from beats
+    that are surely tracked already whatever the chunking: segments are taken
+    in start order, so every beat whose peak precedes a segment's start (for a
+    candidate: its peak less ``max_pot_n``) has been seen.
+    """
+    if not (st.decisions_on and st.cfg.ecg_reject):
+        return  # the start-up probe: _bootstrap_ecg takes them all at once
+    obs, st.beat_obs = st.beat_obs, []
+    ecg_sites = np.flatnonzero(st.ecg_site).tolist()
+    todo = [*(p for p in st.pending if not p["ecg_done"]), *obs]
+    for rec in sorted(todo, key=lambda p: p["peak"]):
+        s = rec["site_i"]
+        long = "seg_start" in rec
+        if st.ecg_site[s]:
+            before = rec["seg_start"] - 1 if long else rec["peak"] - st.max_pot_n
+            refs = [reference(st.trackers[t], before) for t in ecg_sites if t != s]
+            refs = [r for r in refs if r is not None]
+            beat = classify(st.trackers[s], rec["peak"], rec["wave"], st.fs, refs)
+            if long:
+                if beat:
+                    st.long_beats.append(rec["peak"])
+                continue
+            rec["ecg"] = beat
+            tr = st.trackers[s]
+            rec["beat_pp"] = tr.amp_ref if tr.locked else 0.0
+        rec["ecg_done"] = True
+
+
+def _observe_long_beats(st: PipelineState, site_idx: NDArray, s0: NDArray, s1: NDArray) -> None:
+    """Show the cardiac tracker the trunk segments too long to be a potential.
+
+    At high SNR the QRS of a trunk site (rectus abdominis: a few hundred µV over
+    a few µV of noise) stays above threshold, ringing included, for more than
+    ``MAX_POTENTIAL_MS``: the segment is not a candidate, the tracker never
+    saw most beats and could not lock, and the few beats that noise split into
+    shorter segments were counted as fasciculations (simulated cramps at 20 dB:
+    37 false ones in 10 min).  Such a segment up to ``LONG_QRS_MS`` is passed
+    to the tracker as a possible beat (never counted); one taken as a beat
+    blanks its window like any beat.
+    """
+    if not st.cfg.ecg_reject or len(s0) == 0:
+        return
+    sel = st.ecg_site[site_idx] & ((s1 - s0) <= st.long_qrs_n)
+    if not sel.any():
+        return
+    site_idx, s0, s1 = site_idx[sel], s0[sel], s1[sel]
+    tab = st.site_ch_table[site_idx]
+    lo_s, hi_s = st.buf_start, st.buf_start + st.buf.shape[1]
+    a_ = np.clip(s0, lo_s, hi_s)
+    b_ = np.clip(s1, a_, hi_s)
+    seg_hi, seg_lo, seg_at = _kernels.segment_extrema(st.buf, lo_s, tab, a_, b_)
+    pp = np.where(tab >= 0, np.maximum(seg_hi, 0) - np.minimum(seg_lo, 0), -np.inf)
+    n = np.arange(len(s0))
+    k = pp.argmax(axis=1)
+    peak = a_ + seg_at[n, k]
+    wave = _gather(st, tab[n, k], peak - st.half_n, 2 * st.half_n)
+    for j in range(len(s0)):
+        st.beat_obs.append(
+            {
+                "peak": int(peak[j]),
+                "site_i": int(site_idx[j]),
+                "wave": wave[j],
+                "seg_start": int(s0[j]),
+            }
+        )
 
 
 # ---------------------------------------------------------------------------- activity
@@ -1312,7 +1387,8 @@ def _heart_explained(st: PipelineState, ix: _RecentIndex) -> NDArray:
     A candidate on an ECG site counts when a tracked beat of any ECG site lies
     within ``qrs_n[0]`` before to ``BEAT_LOOKAHEAD_MS`` after it (the QRS is
     one event for the whole trunk; a site's tracker may have taken the R or the
-    S wave as its peak).  Only labels already final are read: beats up to the
+    S wave as its peak), and it is not too large to be its site's QRS
+    (``_outsizes_beat``: a motion artefact that happens to fall on a beat).  Only labels already final are read: beats up to the
     look-ahead are measured once the common-mode flag is due (``_decide``).
     """
     n = len(ix.peaks)
@@ -1321,12 +1397,46 @@ def _heart_explained(st: PipelineState, ix: _RecentIndex) -> NDArray:
     on_ecg = st.ecg_site[ix.sites]
     ecg_arr = np.fromiter((r["ecg"] for _, _, r in st.recent_peaks), bool, n)
     tracked = on_ecg & ecg_arr
-    if not tracked.any():
-        return tracked
-    near = _window_any(
-        ix.t_sorted, tracked[ix.by_time], ix.peaks - st.qrs_n[0], ix.peaks + st.beat_ahead_n
-    )
-    return on_ecg & near
+    lo, hi = ix.peaks - st.qrs_n[0], ix.peaks + st.beat_ahead_n
+    near = _near_long_beat(st, lo, hi)
+    if tracked.any():
+        near |= _window_any(ix.t_sorted, tracked[ix.by_time], lo, hi)
+    big = np.fromiter((_outsizes_beat(r) for _, _, r in st.recent_peaks), bool, n)
+    return on_ecg & near & ~big
+
+
+def _near_long_beat(st: PipelineState, lo: NDArray, hi: NDArray) -> NDArray:
+    """For each [lo, hi] (inclusive): does a long trunk segment taken as a beat lie in it?"""
+    if not st.long_beats:
+        return np.zeros(len(lo), bool)
+    t = np.asarray(st.long_beats, np.int64)  # appended in time order per site: sort
+    t.sort()
+    return _window_any(t, np.ones(len(t), bool), lo, hi)
+
+
+def _in_ongoing_activity(st: PipelineState, s: int, peak: int) -> bool | None:
+    """Is ``peak`` a discharge of sustained activity already going on at site ``s``?
+
+    Covered by sustained activity (``_covered_by_sustained``) that started at
+    least ``isolated_ms`` before it.  Activity that starts with the potential
+    may be the artefact itself (a large motion transient rings the filters for
+    long enough to make a short run of activity) and explains nothing.  None
+    while unknown: an open run may still be chained back to earlier discharges.
+    """
+    cov = _covered_by_sustained(st, s, peak)
+    if not cov:
+        return cov
+    first = peak // st.bin_n - _brief_bins(st)
+    m_after = st.after_bins
+    for a, b in reversed(st.sustained[s]):
+        if b + m_after <= first:
+            break
+        if a <= first:
+            return True
+    rs = int(st.run_start[s])
+    if rs >= 0:
+        return True if rs <= first else None
+    return False
 
 
 def _seen_widely(
@@ -1342,11 +1452,12 @@ def _seen_widely(
       that happens to coincide with it (about 1 % of the time at 70 bpm) is
       not made common-mode by it.  A QRS the trackers missed still counts, so
       untracked beats on several trunk sites are still rejected;
-    - not discharges of sustained activity at their own site: a cramp fires
-      tens of potentials per second, so a fasciculation elsewhere coincides
-      with discharges at the cramping sites within milliseconds many times a
-      minute (simulated calf cramp spreading to a second calf site: half the
-      missed fasciculations of the run).
+    - not discharges of sustained activity going on at their own site
+      (``_in_ongoing_activity``): a cramp fires tens of potentials per second,
+      so a fasciculation elsewhere coincides with discharges at the cramping
+      sites within milliseconds many times a minute (simulated calf cramp
+      spreading to a second calf site: half the missed fasciculations of the
+      run).
 
     Whether a witness lies in sustained activity is known a little later
     than the candidates; until it is, the answer may be None (undecided),
@@ -1366,18 +1477,26 @@ def _seen_widely(
     out: list[bool | None] = []
     for a, b, w in zip(lo, hi, wide.tolist(), strict=True):
         if w:
-            sure, maybe = set(), set()
+            # Sites free of activity count fully; sites in ongoing sustained activity
+            # count half (or, undecided, up to half): they fire constantly, so their
+            # coincidence is weak evidence on its own.
+            free, busy, maybe = set(), set(), set()
             for s, t in zip(s_sorted[a:b], p_sorted[a:b], strict=True):
-                if s < 0 or s in sure:
+                if s < 0 or s in free:
                     continue
-                cov = _covered_by_sustained(st, s, t)
-                if cov is None and not final:
+                on = _in_ongoing_activity(st, s, t)
+                if on is None and not final:
                     maybe.add(s)
-                elif not cov:
-                    sure.add(s)
-            if len(sure) >= cm_need:
+                elif on:
+                    busy.add(s)
+                else:
+                    free.add(s)
+            busy -= free
+            maybe -= free | busy
+            low = len(free) + 0.5 * len(busy)
+            if low >= cm_need:
                 w = True
-            elif len(sure | maybe) >= cm_need:
+            elif low + len(maybe) >= cm_need:
                 w = None  # depends on witnesses whose activity is not yet known
             else:
                 w = False
@@ -1402,6 +1521,7 @@ def _neighbour_tests(
         ix.k_sorted, ix.amps[ix.by_key], kp - st.ring_n_samples, kp + st.ring_n_samples
     )
     beat_near = _window_any(ix.t_sorted, beat[ix.by_time], pk_p - qrs_pre, pk_p + qrs_post)
+    beat_near |= _near_long_beat(st, pk_p - qrs_pre, pk_p + qrs_post)
     cm_near = _window_any(ix.k_sorted, cm_arr[ix.by_key], kp - st.art_n[1], kp + st.art_n[0])
     return ring_max.tolist(), beat_near.tolist(), cm_near.tolist()
 
@@ -1496,3 +1616,5 @@ def _decide(st: PipelineState, final: bool) -> None:
     )
     if st.recent_peaks and st.recent_peaks[0][0] < oldest:
         st.recent_peaks = [rp for rp in st.recent_peaks if rp[0] >= oldest]
+    if st.long_beats and min(st.long_beats) < oldest:
+        st.long_beats = [t for t in st.long_beats if t >= oldest]

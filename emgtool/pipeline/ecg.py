@@ -207,7 +207,23 @@ def _chain(history: list, fs: float) -> tuple[float, NDArray] | None:
             if i1 > (1 + RR_TOL) * i2 + lag:
                 break
             if abs(i1 - i2) <= RR_TOL * i2 and c1 >= SHAPE_LOCK:
-                return (i1 + i2) / 2.0, (_shift(w1, k1) + _shift(w2, k2) + w3) / 3.0
+                rr = (i1 + i2) / 2.0
+                template = (_shift(w1, k1) + _shift(w2, k2) + w3) / 3.0
+                # A potential of the beat's shape halfway between two of these
+                # beats means the heart beats twice as fast: seen only every
+                # other beat (the others split or merged differently), three
+                # beats two intervals apart would lock at half the rate.
+                fids = [t - k for (t, _), k in zip(history[:-1], ks, strict=True)]
+                mids = (t3 - rr / 2, t2 - k2 - rr / 2)
+                half = [
+                    j
+                    for j in range(len(fids))
+                    if cs[j] >= SHAPE_KEEP
+                    and any(abs(fids[j] - m) <= RR_TOL * rr / 2 for m in mids)
+                ]
+                if half and rr / 2 >= RR_MIN_S * fs:
+                    rr /= 2.0
+                return rr, template
     return None
 
 
