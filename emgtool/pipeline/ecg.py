@@ -6,7 +6,11 @@ unit fire irregularly (Poisson-like, or at a preferred ~80 ms interval),
 whereas the heart produces the *same shape* at a *regular* interval of
 0.35–1.6 s.  A tracker per site locks onto such a chain (three or more
 similar potentials at a steady interval) and then labels every potential
-that falls on the predicted beat with the same shape as ``artifact`` (ECG).
+that falls on the predicted beat with the same shape and size as
+``artifact`` (ECG).  Beats are aligned on the site's template before they
+are averaged in and timed by that alignment (a QRS's largest sample jumps
+between R and S); a site without a steady rhythm of its own must agree with
+another site's steady rhythm (one heart beats for all sites).
 
 Examples
 --------
