@@ -844,6 +844,7 @@ def _measure(st, site_idx, s0, s1) -> None:
         rows = n_chs == k
         ppk = pp[rows, :k]
         uniform[rows] = np.percentile(ppk, 25, axis=1) >= 0.5 * ppk.max(axis=1)
+        uniform[rows] |= _far_field(st, tab[rows, :k], peak[rows])
     # Doublets: the window holds the same potential twice (see doublets.py).
     amp_all = pp[idx_n, best_k]
     lag = np.zeros(n, np.int64)
@@ -1366,6 +1367,32 @@ def _recent_index(st: PipelineState) -> _RecentIndex:
     key = sites * _SITE_KEY + peaks
     by_key = np.argsort(key, kind="stable")
     return _RecentIndex(peaks, sites, amps, by_time, peaks[by_time], by_key, key[by_key])
+
+
+FAR_FIELD_RATIO = 0.3  # grid: a quarter of the electrodes see >= this share of the largest
+
+
+def _far_field(st: PipelineState, tab: NDArray, peak: NDArray) -> NDArray:
+    """Grid candidates whose waveform is present on nearly every electrode.
+
+    Each electrode's window around the peak is projected on the grid's mean
+    waveform (a matched filter: it integrates the whole complex, so noise
+    matters much less than in a p-p).  A far-field source (the QRS over a
+    proximal muscle, a motion artefact) projects about equally on all
+    electrodes; a motor unit's field decays within a few electrode spacings,
+    so the electrodes of the lower quarter see a small fraction of the
+    largest.  At 6 dB a 30-50 µV QRS crosses 5σ on one electrode or another
+    at nearly every beat; its p-p on the other electrodes is mostly noise,
+    but its projection is not.
+    """
+    n, k = tab.shape
+    w = _gather(st, tab.ravel(), np.repeat(peak, k) - st.half_n, 2 * st.half_n)
+    w = w.reshape(n, k, -1).astype(np.float64)
+    m = w.mean(axis=1)
+    norm = np.sqrt((m * m).sum(axis=1))
+    proj = np.einsum("nkl,nl->nk", w, m) / np.where(norm > 0, norm, 1.0)[:, None]
+    top = proj.max(axis=1)
+    return (norm > 0) & (np.percentile(proj, 25, axis=1) >= FAR_FIELD_RATIO * top)
 
 
 def _outsizes_beat(p: dict) -> bool:
