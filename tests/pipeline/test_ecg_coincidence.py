@@ -106,3 +106,21 @@ def test_fasciculation_during_a_cramp_elsewhere_is_counted():
     tib = ev[ev.site == "tibialis_anterior"]
     kinds = [set(tib[np.abs(tib["sample"] - s) < 0.02 * FS].trial_type) for s in both]
     assert all(k == {"fasciculation"} for k in kinds), kinds
+
+
+def test_grid_qrs_crossing_on_one_electrode_or_another_is_not_counted():
+    # A 64-electrode grid over the biceps at 6 dB: the QRS (tens of µV on every
+    # electrode) crosses 5 sigma on some electrode at most beats, each time another.
+    sim = simulate_parts(
+        "hd-grid", 60.0, seed=1422, snr_db=6.0, nuisances={"pink", "white", "ecg"}
+    )
+    ev = analyze(sim.recording).events
+    f = ev[ev.trial_type == "fasciculation"]
+    r = np.sort(sim.ecg_r_samples)
+    r = r[r > 5 * FS]
+    j = np.clip(np.searchsorted(r, f["sample"].to_numpy()), 1, len(r) - 1)
+    d = np.minimum(
+        np.abs(f["sample"].to_numpy() - r[j - 1]), np.abs(f["sample"].to_numpy() - r[j])
+    )
+    on_beat = int((d < 0.06 * FS).sum())  # no true fasciculation lies within 80 ms of an R peak
+    assert on_beat <= 0.1 * len(r), (on_beat, len(r))
