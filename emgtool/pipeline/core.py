@@ -40,7 +40,14 @@ from numpy.typing import NDArray
 from emgtool.config import DetectorConfig
 from emgtool.pipeline import _kernels, dsp
 from emgtool.pipeline.doublets import comb_inverse, find_doublets
-from emgtool.pipeline.ecg import ECG_SITES, CardiacTracker, bootstrap, classify
+from emgtool.pipeline.ecg import (
+    AMP_RATIO,
+    ECG_SITES,
+    CardiacTracker,
+    bootstrap,
+    classify,
+    reference,
+)
 from emgtool.pipeline.features import waveform_features
 from emgtool.pipeline.ringing import ringing_envelope
 from emgtool.pipeline.runs import find_runs
@@ -76,6 +83,8 @@ RING_RATIO = 0.5  # (and anything below the filter's ringing after it: see ringi
 REPEAT_ENERGY_RATIO = 1.0  # a doublet's comb inverse has less energy than its window
 RING_NOISE_PP_SD = 4.0  # p-p that the noise adds to ringing over a short segment, in noise SDs
 QRS_MS = (80.0, 60.0)  # candidates this close (before, after) to a heart beat belong to it
+LONG_QRS_MS = 150.0  # a trunk segment too long for a potential but this short may be a QRS
+BEAT_LOOKAHEAD_MS = 30.0  # a tracked beat this much later still explains a candidate (S wave)
 ARTEFACT_MS = (
     30.0,
     100.0,
@@ -128,6 +137,8 @@ class PipelineState:
     ring_n: int
     ring_n_samples: int
     qrs_n: tuple
+    beat_ahead_n: int
+    long_qrs_n: int
     art_n: tuple
     doublet_lags: range
     # progress
@@ -188,6 +199,8 @@ class PipelineState:
     recent_peaks: list = field(default_factory=list)  # (peak, site, candidate) of all candidates
     ring_sources: list = field(default_factory=list)  # (ring peak, site, ring amp, onset), recent
     trackers: list = field(default_factory=list)
+    beat_obs: list = field(default_factory=list)  # long trunk segments waiting for the tracker
+    long_beats: list = field(default_factory=list)  # peaks of long segments taken as beats
     decisions_on: bool = False
     # output
     out: list = field(default_factory=list)  # event dicts decided during the current call
@@ -247,6 +260,8 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
         ring_n=int(round(RING_S / (bin_n / fs))),
         ring_n_samples=int(round(RING_MS * ms)),
         qrs_n=(int(round(QRS_MS[0] * ms)), int(round(QRS_MS[1] * ms))),
+        beat_ahead_n=int(round(BEAT_LOOKAHEAD_MS * ms)),
+        long_qrs_n=int(round(LONG_QRS_MS * ms)),
         art_n=(int(round(ARTEFACT_MS[0] * ms)), int(round(ARTEFACT_MS[1] * ms))),
         doublet_lags=range(
             max(2, int(round(DOUBLET_MS[0] * ms))), int(round(DOUBLET_MS[1] * ms)) + 1
@@ -390,20 +405,31 @@ def _start(st: PipelineState, probe: NDArray, final: bool) -> None:
 
 
 def _bootstrap_ecg(st: PipelineState) -> None:
+    """Find each trunk site's rhythm in the start-up probe (candidates and long segments)."""
+    obs, st.beat_obs = st.beat_obs, []
     if not st.cfg.ecg_reject:
         return
     for s in np.flatnonzero(st.ecg_site):
         cands = [p for p in st.pending if p["site_i"] == s]
-        if len(cands) < 3:
-            for p in cands:
-                classify(st.trackers[s], p["peak"], p["wave"], st.fs)
-                p["ecg_done"] = True
+        seen = sorted([*cands, *(o for o in obs if o["site_i"] == s)], key=lambda p: p["peak"])
+        if len(seen) < 3:
+            for p in seen:
+                beat = classify(st.trackers[s], p["peak"], p["wave"], st.fs)
+                if "seg_start" in p:
+                    if beat:
+                        st.long_beats.append(p["peak"])
+                else:
+                    p["ecg_done"] = True
             continue
-        peaks = np.array([p["peak"] for p in cands])
-        waves = np.stack([p["wave"] for p in cands])
+        peaks = np.array([p["peak"] for p in seen])
+        waves = np.stack([p["wave"] for p in seen])
         tr, is_ecg = bootstrap(peaks, waves, st.fs)
         st.trackers[s] = tr
-        for p, e in zip(cands, is_ecg, strict=True):
+        for p, e in zip(seen, is_ecg, strict=True):
+            if "seg_start" in p:
+                if e:
+                    st.long_beats.append(p["peak"])
+                continue
             p["ecg"] = bool(e)
             p["ecg_done"] = True
 
@@ -862,10 +888,13 @@ def _segment(st: PipelineState, final: bool) -> None:
         s1 = s1.copy()
         s1[long_] = _end_before_ringing(st, site_idx[long_], s0[long_], s1[long_])
     ok = (s1 - s0) <= st.max_pot_n
+    _observe_long_beats(st, site_idx[~ok], s0[~ok], s1[~ok])
     # Longer segments are sustained activity, handled by the activity bins.
     site_idx, s0, s1 = site_idx[ok], s0[ok], s1[ok]
     if len(s0):
         _measure(st, site_idx, s0, s1)
+    elif st.beat_obs:
+        _track_beats(st)
 
 
 def _end_before_ringing(st: PipelineState, sites: NDArray, s0: NDArray, s1: NDArray) -> NDArray:
@@ -1030,6 +1059,7 @@ def _measure(st, site_idx, s0, s1) -> None:
         rows = n_chs == k
         ppk = pp[rows, :k]
         uniform[rows] = _percentile_last_axis(ppk, 25.0) >= 0.5 * ppk.max(axis=1)
+        uniform[rows] |= _far_field(st, tab[rows, :k], peak[rows])
     # Doublets: the window holds the same potential twice (see doublets.py).
     amp_all = pp[idx_n, best_k]
     lag = np.zeros(n, np.int64)
@@ -1117,13 +1147,78 @@ def _measure(st, site_idx, s0, s1) -> None:
     st.ring_sources += [
         (r["ring_peak"], r["site_i"], r["ring_amp"], r.get("start_far", r["start"])) for r in new
     ]
-    if st.decisions_on and st.cfg.ecg_reject:
-        # Cardiac tracking runs as candidates appear, in time order per site.
-        for rec in sorted((p for p in st.pending if not p["ecg_done"]), key=lambda p: p["peak"]):
-            s = rec["site_i"]
-            if st.ecg_site[s]:
-                rec["ecg"] = classify(st.trackers[s], rec["peak"], rec["wave"], st.fs)
-            rec["ecg_done"] = True
+    _track_beats(st)
+
+
+def _track_beats(st: PipelineState) -> None:
+    """Cardiac tracking of the candidates just measured (and long trunk segments).
+
+    Runs as candidates appear, in time order per site.  Each site's beats must
+    agree with the steady rhythm of the other ECG sites, as known from beats
+    that are surely tracked already whatever the chunking: segments are taken
+    in start order, so every beat whose peak precedes a segment's start (for a
+    candidate: its peak less ``max_pot_n``) has been seen.
+    """
+    if not (st.decisions_on and st.cfg.ecg_reject):
+        return  # the start-up probe: _bootstrap_ecg takes them all at once
+    obs, st.beat_obs = st.beat_obs, []
+    ecg_sites = np.flatnonzero(st.ecg_site).tolist()
+    todo = [*(p for p in st.pending if not p["ecg_done"]), *obs]
+    for rec in sorted(todo, key=lambda p: p["peak"]):
+        s = rec["site_i"]
+        long = "seg_start" in rec
+        if st.ecg_site[s]:
+            before = rec["seg_start"] - 1 if long else rec["peak"] - st.max_pot_n
+            refs = [reference(st.trackers[t], before) for t in ecg_sites if t != s]
+            refs = [r for r in refs if r is not None]
+            beat = classify(st.trackers[s], rec["peak"], rec["wave"], st.fs, refs)
+            if long:
+                if beat:
+                    st.long_beats.append(rec["peak"])
+                continue
+            rec["ecg"] = beat
+            tr = st.trackers[s]
+            rec["beat_pp"] = tr.amp_ref if tr.locked else 0.0
+        rec["ecg_done"] = True
+
+
+def _observe_long_beats(st: PipelineState, site_idx: NDArray, s0: NDArray, s1: NDArray) -> None:
+    """Show the cardiac tracker the trunk segments too long to be a potential.
+
+    At high SNR the QRS of a trunk site (rectus abdominis: a few hundred µV over
+    a few µV of noise) stays above threshold, ringing included, for more than
+    ``MAX_POTENTIAL_MS``: the segment is not a candidate, the tracker never
+    saw most beats and could not lock, and the few beats that noise split into
+    shorter segments were counted as fasciculations (simulated cramps at 20 dB:
+    37 false ones in 10 min).  Such a segment up to ``LONG_QRS_MS`` is passed
+    to the tracker as a possible beat (never counted); one taken as a beat
+    blanks its window like any beat.
+    """
+    if not st.cfg.ecg_reject or len(s0) == 0:
+        return
+    sel = st.ecg_site[site_idx] & ((s1 - s0) <= st.long_qrs_n)
+    if not sel.any():
+        return
+    site_idx, s0, s1 = site_idx[sel], s0[sel], s1[sel]
+    tab = st.site_ch_table[site_idx]
+    lo_s, hi_s = st.buf_start, st.buf_start + st.buf.shape[1]
+    a_ = np.clip(s0, lo_s, hi_s)
+    b_ = np.clip(s1, a_, hi_s)
+    seg_hi, seg_lo, seg_at = _kernels.segment_extrema(st.buf, lo_s, tab, a_, b_)
+    pp = np.where(tab >= 0, np.maximum(seg_hi, 0) - np.minimum(seg_lo, 0), -np.inf)
+    n = np.arange(len(s0))
+    k = pp.argmax(axis=1)
+    peak = a_ + seg_at[n, k]
+    wave = _gather(st, tab[n, k], peak - st.half_n, 2 * st.half_n)
+    for j in range(len(s0)):
+        st.beat_obs.append(
+            {
+                "peak": int(peak[j]),
+                "site_i": int(site_idx[j]),
+                "wave": wave[j],
+                "seg_start": int(s0[j]),
+            }
+        )
 
 
 # ---------------------------------------------------------------------------- activity
@@ -1517,7 +1612,7 @@ def provisional(st: PipelineState) -> list[dict]:
             continue
         if ring_lim[i] > p["amplitude_uv"]:
             continue  # ringing of a larger potential
-        if st.cfg.ecg_reject and st.ecg_site[s] and beat_near[i]:
+        if st.cfg.ecg_reject and st.ecg_site[s] and beat_near[i] and not _outsizes_beat(p):
             continue  # a heart beat seen on another trunk channel
         if wide[i]:
             continue  # the same instant on many sites: common-mode artefact
@@ -1678,21 +1773,166 @@ def _recent_index(st: PipelineState) -> _RecentIndex:
     return _RecentIndex(peaks, sites, amps, by_time, peaks[by_time], by_key, key[by_key])
 
 
-def _seen_widely(st: PipelineState, ix: _RecentIndex, pk: NDArray) -> list[bool]:
+FAR_FIELD_RATIO = 0.3  # grid: a quarter of the electrodes see >= this share of the largest
+
+
+def _far_field(st: PipelineState, tab: NDArray, peak: NDArray) -> NDArray:
+    """Grid candidates whose waveform is present on nearly every electrode.
+
+    Each electrode's window around the peak is projected on the grid's mean
+    waveform (a matched filter: it integrates the whole complex, so noise
+    matters much less than in a p-p).  A far-field source (the QRS over a
+    proximal muscle, a motion artefact) projects about equally on all
+    electrodes; a motor unit's field decays within a few electrode spacings,
+    so the electrodes of the lower quarter see a small fraction of the
+    largest.  At 6 dB a 30-50 µV QRS crosses 5σ on one electrode or another
+    at nearly every beat; its p-p on the other electrodes is mostly noise,
+    but its projection is not.
+    """
+    n, k = tab.shape
+    w = _gather(st, tab.ravel(), np.repeat(peak, k) - st.half_n, 2 * st.half_n)
+    w = w.reshape(n, k, -1).astype(np.float64)
+    m = w.mean(axis=1)
+    norm = np.sqrt((m * m).sum(axis=1))
+    proj = np.einsum("nkl,nl->nk", w, m) / np.where(norm > 0, norm, 1.0)[:, None]
+    top = proj.max(axis=1)
+    return (norm > 0) & (np.percentile(proj, 25, axis=1) >= FAR_FIELD_RATIO * top)
+
+
+def _outsizes_beat(p: dict) -> bool:
+    """Is a candidate in a heart beat's window too large to be part of that beat?
+
+    The QRS keeps its size at a site from beat to beat (``ecg.AMP_RATIO``);
+    a potential more than that much larger than the site's tracked beats
+    (their p-p over the whole complex) is a potential of its own that
+    happens to fall on the beat, and is judged like any other.  Without a
+    tracked rhythm at the site its QRS size is unknown and the window holds.
+    """
+    pp = p.get("beat_pp", 0.0)
+    return pp > 0 and p["amplitude_uv"] > AMP_RATIO * pp
+
+
+def _heart_explained(st: PipelineState, ix: _RecentIndex) -> NDArray:
+    """Per recent candidate (``ix`` order): part of a heart beat the trackers found.
+
+    A candidate on an ECG site counts when a tracked beat of any ECG site lies
+    within ``qrs_n[0]`` before to ``BEAT_LOOKAHEAD_MS`` after it (the QRS is
+    one event for the whole trunk; a site's tracker may have taken the R or the
+    S wave as its peak), and it is not too large to be its site's QRS
+    (``_outsizes_beat``: a motion artefact that happens to fall on a beat).  Only labels already final are read: beats up to the
+    look-ahead are measured once the common-mode flag is due (``_decide``).
+    """
+    n = len(ix.peaks)
+    if n == 0 or not st.cfg.ecg_reject:
+        return np.zeros(n, bool)
+    on_ecg = st.ecg_site[ix.sites]
+    ecg_arr = np.fromiter((r["ecg"] for _, _, r in st.recent_peaks), bool, n)
+    tracked = on_ecg & ecg_arr
+    lo, hi = ix.peaks - st.qrs_n[0], ix.peaks + st.beat_ahead_n
+    near = _near_long_beat(st, lo, hi)
+    if tracked.any():
+        near |= _window_any(ix.t_sorted, tracked[ix.by_time], lo, hi)
+    big = np.fromiter((_outsizes_beat(r) for _, _, r in st.recent_peaks), bool, n)
+    return on_ecg & near & ~big
+
+
+def _near_long_beat(st: PipelineState, lo: NDArray, hi: NDArray) -> NDArray:
+    """For each [lo, hi] (inclusive): does a long trunk segment taken as a beat lie in it?"""
+    if not st.long_beats:
+        return np.zeros(len(lo), bool)
+    t = np.asarray(st.long_beats, np.int64)  # appended in time order per site: sort
+    t.sort()
+    return _window_any(t, np.ones(len(t), bool), lo, hi)
+
+
+def _in_ongoing_activity(st: PipelineState, s: int, peak: int) -> bool | None:
+    """Is ``peak`` a discharge of sustained activity already going on at site ``s``?
+
+    Covered by sustained activity (``_covered_by_sustained``) that started at
+    least ``isolated_ms`` before it.  Activity that starts with the potential
+    may be the artefact itself (a large motion transient rings the filters for
+    long enough to make a short run of activity) and explains nothing.  None
+    while unknown: an open run may still be chained back to earlier discharges.
+    """
+    cov = _covered_by_sustained(st, s, peak)
+    if not cov:
+        return cov
+    first = peak // st.bin_n - _brief_bins(st)
+    m_after = st.after_bins
+    for a, b in reversed(st.sustained[s]):
+        if b + m_after <= first:
+            break
+        if a <= first:
+            return True
+    rs = int(st.run_start[s])
+    if rs >= 0:
+        return True if rs <= first else None
+    return False
+
+
+def _seen_widely(
+    st: PipelineState, ix: _RecentIndex, pk: NDArray, final: bool = True
+) -> list[bool | None]:
     """For each peak: candidates at >= the common-mode number of sites within ±cm_n.
 
-    Only a window holding that many candidates can qualify; those few are
-    checked one by one.
+    Only potentials nothing else explains are witnesses of a common-mode
+    artefact:
+
+    - not heart beats (``_heart_explained``): the QRS is seen at the same
+      instant on every trunk site by nature, and a fasciculation elsewhere
+      that happens to coincide with it (about 1 % of the time at 70 bpm) is
+      not made common-mode by it.  A QRS the trackers missed still counts, so
+      untracked beats on several trunk sites are still rejected;
+    - not discharges of sustained activity going on at their own site
+      (``_in_ongoing_activity``): a cramp fires tens of potentials per second,
+      so a fasciculation elsewhere coincides with discharges at the cramping
+      sites within milliseconds many times a minute (simulated calf cramp
+      spreading to a second calf site: half the missed fasciculations of the
+      run).
+
+    Whether a witness lies in sustained activity is known a little later
+    than the candidates; until it is, the answer may be None (undecided),
+    unless ``final``.  Only a window holding enough candidates can qualify;
+    those few are checked one by one.
     """
     n_sites = len(st.site_keys)
     cm_need = max(2, min(st.cfg.common_mode_sites, math.ceil(n_sites / 2)))
     lo = np.searchsorted(ix.t_sorted, pk - st.cm_n, side="left").tolist()
     hi = np.searchsorted(ix.t_sorted, pk + st.cm_n, side="right").tolist()
-    s_sorted = ix.sites[ix.by_time]
-    return [
-        n_sites >= 2 and b - a >= cm_need and len(set(s_sorted[a:b].tolist())) >= cm_need
-        for a, b in zip(lo, hi, strict=True)
-    ]
+    wide = (np.asarray(hi) - np.asarray(lo)) >= cm_need
+    if n_sites < 2 or not wide.any():
+        return [False] * len(lo)
+    # Witness sites in time order; heart beats get site -1 (never a witness).
+    s_sorted = np.where(_heart_explained(st, ix), -1, ix.sites)[ix.by_time].tolist()
+    p_sorted = ix.t_sorted.tolist()
+    out: list[bool | None] = []
+    for a, b, w in zip(lo, hi, wide.tolist(), strict=True):
+        if w:
+            # Sites free of activity count fully; sites in ongoing sustained activity
+            # count half (or, undecided, up to half): they fire constantly, so their
+            # coincidence is weak evidence on its own.
+            free, busy, maybe = set(), set(), set()
+            for s, t in zip(s_sorted[a:b], p_sorted[a:b], strict=True):
+                if s < 0 or s in free:
+                    continue
+                on = _in_ongoing_activity(st, s, t)
+                if on is None and not final:
+                    maybe.add(s)
+                elif on:
+                    busy.add(s)
+                else:
+                    free.add(s)
+            busy -= free
+            maybe -= free | busy
+            low = len(free) + 0.5 * len(busy)
+            if low >= cm_need:
+                w = True
+            elif low + len(maybe) >= cm_need:
+                w = None  # depends on witnesses whose activity is not yet known
+            else:
+                w = False
+        out.append(w)
+    return out
 
 
 def _neighbour_tests(
@@ -1716,6 +1956,7 @@ def _neighbour_tests(
     ring_lim = np.maximum(ring_max * RING_RATIO, ringing)
     ring_lim[shadowed] = np.inf
     beat_near = _window_any(ix.t_sorted, beat[ix.by_time], pk_p - qrs_pre, pk_p + qrs_post)
+    beat_near |= _near_long_beat(st, pk_p - qrs_pre, pk_p + qrs_post)
     cm_near = _window_any(ix.k_sorted, cm_arr[ix.by_key], kp - st.art_n[1], kp + st.art_n[0])
     return ring_lim.tolist(), beat_near.tolist(), cm_near.tolist()
 
@@ -1725,21 +1966,32 @@ def _decide(st: PipelineState, final: bool) -> None:
         return
     st.pending.sort(key=lambda p: p["peak"])
     cfg = st.cfg
-    horizon = st.seg_frontier - st.cm_n - st.max_pot_n - max(st.qrs_n[1], st.art_n[0])
+    # Common-mode flags are due once every candidate within cm_n, and the heart
+    # beats that may explain those (``_heart_explained``), have been measured.
+    cm_known = st.seg_frontier - st.cm_n - st.max_pot_n - st.beat_ahead_n
+    horizon = cm_known - max(st.qrs_n[1], st.art_n[0])
     rp = st.recent_peaks
     ix = _recent_index(st)
-    cm_known = st.seg_frontier - st.cm_n - st.max_pot_n
     # Common-mode flag of every candidate whose neighbourhood is fully segmented.
     todo = [i for i, (pk, _s, r) in enumerate(rp) if "cm" not in r and (pk <= cm_known or final)]
     if todo:
-        wide = _seen_widely(st, ix, ix.peaks[todo])
+        wide = _seen_widely(st, ix, ix.peaks[todo], final)
         for i, w in zip(todo, wide, strict=True):
-            rp[i][2]["cm"] = bool(w or rp[i][2]["uniform"])
+            if w is not None or rp[i][2]["uniform"]:
+                rp[i][2]["cm"] = bool(w or rp[i][2]["uniform"])
+    # A decision reads the flags of its neighbours (tail of an artefact, heart beat):
+    # it waits for any of them still undecided.
+    ready = np.fromiter(("cm" in r for _, _, r in rp), bool, len(rp))
     # Neighbourhood tests of every pending candidate at once (they only read rp).
     n_p = len(st.pending)
     pk_p = np.fromiter((p["peak"] for p in st.pending), np.int64, n_p)
     site_p = np.fromiter((p["site_i"] for p in st.pending), np.int64, n_p)
     ring_lim, beat_near, cm_near = _neighbour_tests(st, ix, pk_p, site_p)
+    waiting = np.zeros(n_p, bool)
+    if not ready.all():
+        before, after = max(st.art_n[1], st.qrs_n[0]), max(st.art_n[0], st.qrs_n[1])
+        waiting = _window_any(ix.t_sorted, ~ready[ix.by_time], pk_p - before, pk_p + after)
+    waiting = waiting.tolist()
     clipped = [[(a, b) for a, b, why in spans if why == "clipped"] for spans in st.excl]
     keep = []
     blocked_sites: set = set()
@@ -1751,7 +2003,7 @@ def _decide(st: PipelineState, final: bool) -> None:
         cov = _covered_by_sustained(st, s, p["peak"])
         if cov is None and final:
             cov = False
-        if cov is None or (not final and p["peak"] > horizon):
+        if cov is None or (not final and (p["peak"] > horizon or waiting[i])):
             keep.append(p)
             blocked_sites.add(s)  # keep time order per site
             continue
@@ -1761,7 +2013,7 @@ def _decide(st: PipelineState, final: bool) -> None:
             continue  # a phase or the ringing of a larger potential next to it: same potential
         reason = None
         if cfg.ecg_reject and st.ecg_site[s]:
-            if p["ecg"] or beat_near[i]:
+            if p["ecg"] or (beat_near[i] and not _outsizes_beat(p)):
                 reason = "ecg"
         if reason is None and (p.get("cm", False) or cm_near[i]):
             reason = "common-mode"
@@ -1799,3 +2051,5 @@ def _decide(st: PipelineState, final: bool) -> None:
     oldest_ring = first - len(st.ring_env)  # a source can ring on this far
     if st.ring_sources and st.ring_sources[0][0] < oldest_ring:
         st.ring_sources = [r for r in st.ring_sources if r[0] >= oldest_ring]
+    if st.long_beats and min(st.long_beats) < oldest:
+        st.long_beats = [t for t in st.long_beats if t >= oldest]
