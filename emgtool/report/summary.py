@@ -149,6 +149,21 @@ def _str_column(col: pd.Series) -> np.ndarray:
     return col.astype(str).to_numpy()
 
 
+#: Columns of the per-site fasciculation and cramp groups (what the summary and
+#: the figures read from them).
+_GROUP_COLUMNS = (
+    "onset",
+    "duration",
+    "amplitude_uv",
+    "duration_ms",
+    "phases",
+    "shape",
+    "pair",
+    "multiplet",
+    "discharge",
+)
+
+
 def _split_events(analysis) -> dict:
     """Group the event table once: fasciculations and cramps per (site, side),
     and the non-fasciculation rows (the only ones that remove observation time).
@@ -164,6 +179,8 @@ def _split_events(analysis) -> dict:
         return out
     kinds, site, side = (_str_column(ev[c]) for c in ("trial_type", "site", "side"))
     onset = ev["onset"].to_numpy(dtype=float)
+    # The per-site figures read only these columns: copy no others (strings cost most).
+    cols = [c for c in _GROUP_COLUMNS if c in ev.columns]
     for kind, name in ((FASC, "fasc"), (CRAMP, "cramp")):
         pos = np.flatnonzero(kinds == kind)
         if not len(pos):
@@ -174,7 +191,7 @@ def _split_events(analysis) -> dict:
         for k, idx in groups.indices.items():
             p = pos[idx]
             p = p[np.argsort(onset[p], kind="stable")]  # as sort_values(kind="stable")
-            out[name][(str(k[0]), str(k[1]))] = ev.iloc[p]
+            out[name][(str(k[0]), str(k[1]))] = ev[cols].iloc[p]
     nf = np.flatnonzero(kinds != FASC)
     chan = ev["channel"].to_numpy()[nf] if "channel" in ev.columns else np.full(len(nf), "")
     codes, uniques = pd.factorize(pd.Series(chan, dtype=object).fillna(""), use_na_sentinel=False)
