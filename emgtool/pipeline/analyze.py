@@ -107,57 +107,48 @@ def quality_warnings(an: Analysis) -> list[str]:
     return out
 
 
-def _read_ahead(chunks):
-    """Yield from ``chunks`` while the next one is read on another thread.
+def _ahead(items, name: str):
+    """Yield from ``items`` while the next item is produced on another thread.
 
-    Reading and decoding (numpy, GIL released) then overlap detection; at most
-    two chunks are in memory.  Errors surface where the chunk would have been
-    read.  With one thread allowed (``EMGTOOL_NUM_THREADS=1``) it reads in line.
+    Reading and decoding (numpy), or filtering (compiled kernels), release the
+    GIL, so producing item k + 1 overlaps the caller's work on item k; at most
+    two items are in memory.  Errors surface where the item would have been
+    produced.  With one thread allowed (``EMGTOOL_NUM_THREADS=1``) it runs in line.
     """
     if _kernels.n_threads() < 2:
-        yield from chunks
+        yield from items
         return
     from concurrent.futures import ThreadPoolExecutor
 
     end = object()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="emgtool-read") as pool:
-        pending = pool.submit(next, chunks, end)
+    items = iter(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
+        pending = pool.submit(next, items, end)
         while True:
-            chunk = pending.result()
-            if chunk is end:
+            item = pending.result()
+            if item is end:
                 return
-            pending = pool.submit(next, chunks, end)
-            yield chunk
+            pending = pool.submit(next, items, end)
+            yield item
 
 
 def _overlapped(chunks, state):
-    """Feed ``chunks`` through the pipeline, yielding each once it is taken in.
+    """Feed ``chunks`` through the pipeline, yielding each once it is detected.
 
-    Once the pipeline has started, chunk k + 1 is filtered (compiled kernels,
-    GIL released) on another thread while detection works on chunk k; the
-    events are those of :func:`step` one chunk at a time.  With one thread
-    allowed (``EMGTOOL_NUM_THREADS=1``) it runs in line.
+    Once the pipeline has started, chunk k + 1 is filtered on another thread
+    (:func:`_ahead`) while detection works on chunk k; the events are those of
+    :func:`step` one chunk at a time.
     """
     it = iter(chunks)
     for chunk in it:
         step(chunk, state)
         yield chunk
-        if state.started and _kernels.n_threads() >= 2:
+        if state.started:
             break
-    else:
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="emgtool-filter") as pool:
-        ahead = None
-        for chunk in it:
-            nxt = pool.submit(step_ahead, chunk, state)
-            if ahead is not None:
-                step_detect(ahead.result(), state)
-            ahead = nxt
-            yield chunk
-        if ahead is not None:
-            step_detect(ahead.result(), state)
+    filtered = ((chunk, step_ahead(chunk, state)) for chunk in it)
+    for chunk, sig in _ahead(filtered, "emgtool-filter"):
+        step_detect(sig, state)
+        yield chunk
 
 
 def analyze_source(
@@ -179,7 +170,7 @@ def analyze_source(
         from tqdm import tqdm
 
         bar = tqdm(total=round(src.duration_s), unit="s", desc="analysing", leave=False)
-    for chunk in _overlapped(_read_ahead(src.chunks(chunk_n)), state):
+    for chunk in _overlapped(_ahead(src.chunks(chunk_n), "emgtool-read"), state):
         if bar is not None:
             bar.update(round(chunk.duration_s))
     _, state = flush(state)
