@@ -703,12 +703,9 @@ def _extend_floor(st: PipelineState) -> None:
         b += 1
     if b > n:
         return
-    if b == n:  # the usual case, one block closed: the same arithmetic on one window
-        v = np.sort(np.array(st.block_sd[n - FLOOR_BLOCKS : n]), axis=0)
-        pos = NOISE_PCT / 100.0 * (FLOOR_BLOCKS - 1)
-        i = int(np.floor(pos))
-        lo, hi = v[i], v[min(i + 1, FLOOR_BLOCKS - 1)]
-        st.sd_floor.append((lo + np.float32(pos - i) * (hi - lo)).astype(np.float32))
+    if b == n:  # the usual case, one block closed: no sliding-window view needed
+        hist = np.array(st.block_sd[n - FLOOR_BLOCKS : n]).T  # (n_ch, FLOOR_BLOCKS)
+        st.sd_floor.append(_percentile_last_axis(hist, NOISE_PCT))
         return
     hist = np.array(st.block_sd[b - FLOOR_BLOCKS : n])  # (n - b + FLOOR_BLOCKS, n_ch)
     win = np.lib.stride_tricks.sliding_window_view(hist, FLOOR_BLOCKS, axis=0)

@@ -81,7 +81,8 @@ def raster_figure(analysis, summary: dict) -> Figure:
     ax = fig.add_axes((0.2, 0.55 / (0.9 + 0.32 * n) + 0.02, 0.77, 1 - 0.9 / (0.9 + 0.32 * n)))
     scale, xlabel = _time_unit(analysis.duration_s)
     segs = []
-    tick_cols = 4 * int(0.77 * 9.5 * DPI)  # quarter-pixel columns of the time axis
+    axis_px = ax.get_position().width * fig.get_figwidth() * DPI
+    tick_cols = 4 * int(axis_px)  # quarter-pixel columns of the time axis
     tick_w = max(analysis.duration_s / scale, 1e-9) / tick_cols
     split = _split_events(analysis)
     for i, (s, sr) in enumerate(zip(sites, analysis.sites, strict=True)):
