@@ -763,21 +763,6 @@ def _excluded_mask(st: PipelineState, a: int, b: int, reasons=None, chans=None) 
     return m
 
 
-def _excluded_points(st: PipelineState, ch: NDArray, t: NDArray) -> NDArray:
-    """True for each (channel, absolute sample) point that is excluded."""
-    out = t < st.warmup_n
-    for c in np.unique(ch):
-        sel = ch == c
-        tc = t[sel]
-        bad = np.zeros(len(tc), bool)
-        for s, e, _why in st.excl[c]:
-            bad |= (tc >= s) & (tc < e)
-        if st.nan_open[c] >= 0:
-            bad |= tc >= st.nan_open[c]
-        out[sel] |= bad
-    return out
-
-
 def _excluded_bins(st: PipelineState, first_sample: int, nb: int) -> NDArray:
     """(n_ch, nb) True where a bin's first sample is excluded."""
     m = np.zeros((len(st.channels), nb), bool)
@@ -815,22 +800,6 @@ def _archive_exclusions(st: PipelineState) -> None:
 def all_exclusions(st: PipelineState, c: int) -> list:
     """Every exclusion span recorded for channel ``c``."""
     return st.excl_done[c] + st.excl[c]
-
-
-def _flat_blocks(st: PipelineState, a: int, b: int) -> NDArray:
-    """(n_ch, b - a) True where the channel's block SD is below the flat limit."""
-    m = np.zeros((len(st.channels), b - a), bool)
-    blk0, blk1 = a // st.block_n, (b - 1) // st.block_n
-    for blk in range(blk0, blk1 + 1):
-        if blk < len(st.block_sd):
-            flat = st.block_sd[blk] < st.cfg.flat_uv
-        else:
-            flat = _sd_for_block(st, blk) < st.cfg.flat_uv
-        if flat.any():
-            s = max(a, blk * st.block_n) - a
-            e = min(b, (blk + 1) * st.block_n) - a
-            m[flat, s:e] = True
-    return m
 
 
 # ---------------------------------------------------------------------------- candidates

@@ -159,11 +159,6 @@ def _align_template(tr: CardiacTracker, w: NDArray, max_lag: int) -> tuple[float
     return float(full[i]) / den, i - lag
 
 
-def _corr(a: NDArray, b: NDArray, max_lag: int = 4) -> float:
-    """Largest normalised cross-correlation of two waveforms over small lags."""
-    return _align(a, b, max_lag)[0]
-
-
 def _shift(w: NDArray, k: int) -> NDArray:
     """``w`` moved ``k`` samples later (zeros shifted in): ``out[i] = w[i - k]``."""
     out = np.zeros(len(w), np.float64)
