@@ -75,6 +75,7 @@ MARK_END = "<!-- accuracy-table:end -->"
 def run_case(case: dict) -> dict:
     """Simulate, analyse and score one (scenario, SNR, nuisance set)."""
     warnings.simplefilter("ignore")
+    from emgtool.config import load_config
     from emgtool.pipeline.analyze import analyze
     from emgtool.scoring import evaluate, match_events
     from emgtool.simulate import simulate
@@ -90,7 +91,7 @@ def run_case(case: dict) -> dict:
             **NUISANCE_SETS[case["nuisances"]],
         )
         t1 = time.perf_counter()
-        an = analyze(rec)
+        an = analyze(rec, config=load_config(case.get("config")))
         t2 = time.perf_counter()
         res = evaluate(an.events, truth, duration_s=rec.duration_s, n_channels=rec.n_channels)
         m = match_events(an.events, truth)
@@ -407,7 +408,12 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, help="JSON output (default benchmarks/results/accuracy[-quick].json)"
     )
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/accuracy.md")
+    p.add_argument(
+        "--config", help="detector configuration TOML (as `emgtool analyze --config`); implies --no-docs"
+    )
     args = p.parse_args(argv)
+    if args.config:
+        args.no_docs = True  # the docs keep the defaults' table
     duration = args.duration or (60.0 if args.quick else 600.0)
     sets = [s.strip() for s in args.nuisances.split(",") if s.strip()]
     unknown = [s for s in sets if s not in NUISANCE_SETS]
@@ -419,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         [float(s) for s in args.snrs.split(",") if s.strip()],
         sets,
     )
+    for c in cases:
+        c["config"] = args.config
     t0 = time.perf_counter()
     rows: list[dict] = []
     print(f"{len(cases)} runs of {duration:g} s with {args.jobs} process(es)", file=sys.stderr)

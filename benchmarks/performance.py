@@ -328,9 +328,8 @@ def section_stages(path: Path) -> dict:
     import importlib
 
     from emgtool.io import open_source
-    from emgtool.pipeline import analyze as analyze_mod
-
     from emgtool.pipeline import _kernels
+    from emgtool.pipeline import analyze as analyze_mod
 
     timer = StageTimer()
     wrapped = []

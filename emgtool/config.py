@@ -32,7 +32,7 @@ __all__ = ["DetectorConfig", "load_config", "ALGORITHM_VERSION"]
 
 #: Bumped whenever detection changes output for the same input and config;
 #: part of the batch cache key, so a new algorithm reprocesses everything.
-ALGORITHM_VERSION = "1"
+ALGORITHM_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,10 @@ class DetectorConfig:
     """Absolute floor of the candidate threshold (peak, µV)."""
     fasc_min_pp_uv: float = 50.0
     """Minimum peak-to-peak amplitude of a counted potential (the ≥50 µV surface rule)."""
+    fasc_noise_per_h: float | None = 1.0
+    """Noise test: a candidate must carry a potential's energy (matched-filter bank,
+    ``pipeline/wavelets.py``) at the level Gaussian noise reaches this often per
+    channel-hour; ``None`` or 0 turns the test off."""
     fasc_window_ms: float = 30.0
     """Window around the peak in which shape features are measured."""
     refractory_ms: float = 4.0
@@ -114,6 +118,10 @@ class DetectorConfig:
             )
         if self.fasc_threshold_sd <= 0 or self.cramp_min_s <= 0:
             raise ConfigError("fasc_threshold_sd and cramp_min_s must be positive")
+        if self.fasc_noise_per_h is not None and not self.fasc_noise_per_h >= 0:
+            raise ConfigError(
+                f"fasc_noise_per_h must be a rate >= 0 (or null), got {self.fasc_noise_per_h}"
+            )
         object.__setattr__(self, "band_hz", (float(lo), float(hi)))
         object.__setattr__(self, "pair_ms", tuple(float(v) for v in self.pair_ms))
 

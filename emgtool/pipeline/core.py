@@ -52,6 +52,14 @@ from emgtool.pipeline.features import waveform_features
 from emgtool.pipeline.ringing import ringing_envelope
 from emgtool.pipeline.runs import find_runs
 from emgtool.pipeline.store import EventStore, WaveStore
+from emgtool.pipeline.wavelets import (
+    noise_level,
+    probe_gains,
+    reach_samples,
+    wavelet_bank,
+    wavelet_score,
+    white_gains,
+)
 from emgtool.recording import Channel, Recording
 
 __all__ = ["PipelineState", "init_state", "step", "flush", "site_groups"]
@@ -151,6 +159,9 @@ class PipelineState:
     sos: NDArray | None = None
     zi: NDArray | None = None
     ring_env: NDArray | None = None  # the filter's ringing after a peak, per lag (ringing.py)
+    wav_bank: NDArray | None = None  # matched-filter bank of the noise test (wavelets.py)
+    wav_gain: NDArray | None = None  # (n_ch, n_filters) each filter's noise SD over the channel's
+    wav_level: float = 0.0  # a candidate's matched output must reach this (filter noise SDs)
     mains_hz: float | None = None
     harmonics: tuple = ()
     mains_ratio: NDArray | None = None
@@ -390,6 +401,10 @@ def _start(st: PipelineState, probe: NDArray, final: bool) -> None:
     )
     st.zi = dsp.init_filter_state(st.sos, len(st.channels))
     st.ring_env = ringing_envelope(st.sos, st.fs)
+    st.wav_bank = wavelet_bank(st.fs, st.half_n)
+    st.wav_gain = np.tile(white_gains(st.wav_bank, st.sos, st.fs), (len(st.channels), 1))
+    rate = cfg.fasc_noise_per_h
+    st.wav_level = noise_level(st.wav_bank, st.sos, st.fs, rate) if rate else 0.0
     # Channels that are essentially pure, strong mains are disconnected electrodes
     # (a few µV of hum on a quiet channel is removed by the notches, not a fault).
     st.disconnected = (st.mains_ratio > 0.8) & (mains_rms >= DISCONNECTED_MAINS_UV)
@@ -725,6 +740,12 @@ def _probe_noise(st: PipelineState, y: NDArray) -> None:
         sds = np.ones((1, len(st.channels)))
     st.probe_sd = np.percentile(sds, NOISE_PCT, axis=0).astype(np.float32)
     st.n_probe_blocks = max(1, n_full)
+    # The noise colour differs between electrodes: each matched filter's noise SD
+    # is measured here; channels too short or too quiet to tell keep white-noise gains.
+    if n_full:
+        g = probe_gains(y[:, : n_full * st.block_n], st.wav_bank)
+        ok = np.isfinite(g).all(axis=1) & (st.probe_sd >= st.cfg.flat_uv) & (g > 0).all(axis=1)
+        st.wav_gain = np.where(ok[:, None], g, st.wav_gain)
 
 
 def _sd_for_block(st: PipelineState, b: int) -> NDArray:
@@ -966,6 +987,30 @@ def _doublet_parts(
     return out
 
 
+def _carries_potential(
+    st: PipelineState, wave: NDArray, sd: NDArray, best_ch: NDArray, test: NDArray
+) -> NDArray:
+    """False where a tested candidate's matched output stays at noise level (wavelets.py).
+
+    Candidates not tested (already inside sustained activity, too small to
+    count) pass unchanged.
+    """
+    ok = np.ones(len(wave), bool)
+    if not st.wav_level or not test.any():
+        return ok
+    rows = np.flatnonzero(test)
+    score = wavelet_score(
+        wave[rows],
+        sd[rows],
+        st.wav_gain[best_ch[rows]],
+        st.wav_bank,
+        st.half_n,
+        reach_samples(st.fs, st.half_n),
+    )
+    ok[rows] = score >= st.wav_level
+    return ok
+
+
 def _gather(st: PipelineState, chans: NDArray, starts: NDArray, length: int) -> NDArray:
     """Samples [start, start + length) of each (channel, start) from the buffer, zero-padded."""
     rel = starts[:, None] - st.buf_start + np.arange(length)[None, :]
@@ -1038,7 +1083,10 @@ def _measure(st, site_idx, s0, s1) -> None:
     # Peak to peak within the candidate's own segment: the window around
     # it may also hold a neighbouring, larger potential.
     amp64 = amp_all.astype(np.float64)
-    keep = np.flatnonzero(amp64 >= cfg.fasc_min_pp_uv)
+    # Noise crossings stay candidates (witnesses of artefacts, heart beats, neighbours)
+    # but are never counted as fasciculations.
+    noise = ~_carries_potential(st, wave, sd, best_ch, recorded & ~light)
+    keep = np.flatnonzero(recorded)
     start = (peak - st.half_n + _own_onset(wave, sd, amp_all, st.half_n, st.fs)).tolist()
     # For "one potential or two" the look-back spans a whole potential (≤ 20 ms).
     start_far = peak - st.half_n + _own_onset(wave, sd, amp_all, st.half_n, st.fs, POTENTIAL_MS)
@@ -1099,6 +1147,7 @@ def _measure(st, site_idx, s0, s1) -> None:
             "ecg": False,
             "ecg_done": False,
             "doublet": None,
+            "noise": bool(noise[j]),
         }
         new.append(rec)
         st.pending.append(rec)
@@ -1990,6 +2039,8 @@ def _decide(st: PipelineState, final: bool) -> None:
             a, b = p["start"], p["stop"]
             if any(e > a and x < b for x, e in clipped[p["best_ch"]]):
                 reason = "clipped"
+        if reason is None and p.pop("noise", False):
+            continue  # a noise crossing, not a potential (wavelets.py): not an event
         p["kind"] = "fasciculation" if reason is None else "artifact"
         p["reason"] = reason or "n/a"
         p.pop("ecg_done", None)

@@ -1,0 +1,117 @@
+"""The matched-filter noise test (pipeline/wavelets.py): noise crossings are not potentials."""
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from emgtool.config import DetectorConfig
+from emgtool.pipeline import dsp
+from emgtool.pipeline.analyze import analyze
+from emgtool.pipeline.wavelets import (
+    noise_level,
+    probe_gains,
+    reach_samples,
+    wavelet_bank,
+    wavelet_score,
+    white_gains,
+)
+from emgtool.scoring import evaluate
+from emgtool.simulate import simulate
+
+FS = 2048.0
+
+
+def _band_noise(n_ch: int, n: int, seed: int) -> np.ndarray:
+    sos = dsp.design_filters(FS, (20.0, 450.0), 2, mains_hz=None, harmonics=())
+    x = np.random.default_rng(seed).standard_normal((n_ch, n))
+    return signal.sosfilt(sos, x, axis=1)
+
+
+@pytest.mark.parametrize("fs", [250.0, 500.0, 1000.0, 2048.0, 4096.0])
+def test_bank_fits_the_candidate_window_at_any_rate(fs):
+    half_n = max(2, int(round(15.0 * fs / 1000.0)))
+    bank = wavelet_bank(fs, half_n)
+    reach = reach_samples(fs, half_n)
+    assert bank.shape[1] % 2 == 1
+    assert half_n - reach - bank.shape[1] // 2 >= 0  # every position fits the window
+    assert np.allclose((bank**2).sum(axis=1), 1.0)
+    assert np.allclose(bank.sum(axis=1), 0.0, atol=1e-9)
+
+
+def test_noise_level_bounds_the_rate_of_white_noise():
+    """Rice's formula, summed over the bank, bounds how often noise reaches the level."""
+    bank = wavelet_bank(FS, 31)
+    sos = dsp.design_filters(FS, (20.0, 450.0), 2, mains_hz=None, harmonics=())
+    rate_per_h = 20000.0  # a low level, so that 10 min of noise shows it often
+    u = noise_level(bank, sos, FS, rate_per_h)
+    y = _band_noise(1, int(600 * FS), 1)
+    sd = dsp.robust_sd(y, axis=-1)[0]
+    gains = white_gains(bank, sos, FS)
+    best = np.zeros(y.shape[1])
+    for h, g in zip(bank, gains, strict=True):
+        best = np.maximum(best, np.abs(np.convolve(y[0], h[::-1], mode="same")) / (sd * g))
+    crossings = np.count_nonzero((best[1:] >= u) & (best[:-1] < u))
+    predicted = rate_per_h * 600 / 3600
+    assert predicted / 6 <= crossings <= predicted  # a union bound: fewer, not far fewer
+
+
+def test_probe_gains_measure_the_noise_colour():
+    bank = wavelet_bank(FS, 31)
+    sos = dsp.design_filters(FS, (20.0, 450.0), 2, mains_hz=None, harmonics=())
+    white = _band_noise(1, int(20 * FS), 2)
+    measured = probe_gains(white, bank)[0]
+    assert np.allclose(measured, white_gains(bank, sos, FS), rtol=0.05)
+    # Low-pass noise (say a 150 Hz amplifier) carries more of its power in the wide shapes.
+    lp = signal.sosfilt(signal.butter(4, 150.0, fs=FS, output="sos"), white, axis=1)
+    g_lp = probe_gains(lp, bank)[0]
+    assert g_lp[-1] / g_lp[0] > 1.5 * measured[-1] / measured[0]
+
+
+def test_score_is_high_for_a_potential_and_low_for_a_noise_window():
+    bank = wavelet_bank(FS, 31)
+    sos = dsp.design_filters(FS, (20.0, 450.0), 2, mains_hz=None, harmonics=())
+    gains = np.tile(white_gains(bank, sos, FS), (2, 1))
+    t = (np.arange(62) - 31) / FS
+    pot = 60.0 * (-t / 0.0015) * np.exp(-0.5 * (t / 0.0015) ** 2)  # biphasic, ~8 ms
+    noise = _band_noise(1, 62, 3)[0] * 10.0
+    waves = np.stack([pot + noise, noise]).astype(np.float32)
+    score = wavelet_score(waves, np.array([10.0, 10.0]), gains, bank, 31, reach_samples(FS, 31))
+    assert score[0] > 6.0
+    assert score[1] < 4.0
+
+
+def _quiet(seed: int):
+    # Background noise only (no voluntary bursts or artefacts): every detection is a noise crossing.
+    return simulate(
+        "healthy",
+        duration_s=300.0,
+        seed=seed,
+        snr_db=3.0,
+        nuisances={"pink", "white"},
+        n_voluntary=0,
+    )
+
+
+def test_noise_crossings_are_not_counted_as_fasciculations():
+    rec, _ = _quiet(7)
+    hours = rec.duration_s / 3600 * rec.n_channels
+    off = analyze(rec, config=DetectorConfig(fasc_noise_per_h=None)).events
+    on = analyze(rec).events
+    n_off = int((off.trial_type == "fasciculation").sum())
+    n_on = int((on.trial_type == "fasciculation").sum())
+    # Without the test a 5σ threshold passes several noise peaks per channel-hour (Rice).
+    assert n_off / hours >= 3.0
+    assert n_on / hours <= 1.0
+    assert n_on <= n_off / 4
+
+
+def test_noise_test_keeps_true_potentials():
+    rec, truth = simulate(
+        "als-widespread", duration_s=120.0, seed=11, snr_db=6.0, nuisances={"pink", "white"}
+    )
+    scores = {}
+    for name, cfg in (("off", DetectorConfig(fasc_noise_per_h=None)), ("on", DetectorConfig())):
+        ev = analyze(rec, config=cfg).events
+        scores[name] = evaluate(ev, truth, duration_s=rec.duration_s)["fasciculation"]["overall"]
+    assert scores["on"]["tp"] >= 0.98 * scores["off"]["tp"]
+    assert scores["on"]["fp"] <= scores["off"]["fp"]
