@@ -78,7 +78,7 @@ HALF_WINDOW_MS = 25.0  # waveform window: peak ± this (holds both potentials of
 DOUBLET_MS = (4.0, 16.0)  # lags tried for same-unit doublets
 DOUBLET_MIN_PP_SD = 8.0  # doublet test only where the peak (p-p/2) is >= this many noise SDs
 CLIP_RUN = 5  # identical consecutive samples at the extreme = clipped
-CLIPPED_EPISODE_FRACTION = 0.1  # sustained activity clipped this much is an artifact
+CLIPPED_EPISODE_FRACTION = 0.5  # sustained activity mostly clipped is an artifact
 MAX_ABS_UV = 1e7  # |x| above 10 V is not a voltage an EMG amplifier can report: masked as missing
 DISCONNECTED_MAINS_UV = 50.0  # mains RMS above which a mains-dominated channel is disconnected
 SUSTAINED_MARGIN_S = 0.25  # candidates this close to sustained activity are dropped
@@ -1341,6 +1341,8 @@ def _activity(
             if i == 0 and st.run_start[s] >= 0:
                 run_s = int(st.run_start[s])
                 n_act += int(st.run_active[s]) - 1  # run_last was counted already
+            else:  # a new run: the episode before it may have ended in the pause
+                _close_episode_before(st, s, run_s)
             run_l = int(starts_all[l_])
             if i < len(firsts) - 1:
                 _finish_run(st, s, run_s, run_l, n_act)
@@ -1366,13 +1368,39 @@ def _close_runs(st: PipelineState, final: bool) -> None:
             _finish_run(st, s, int(st.run_start[s]), int(st.run_last[s]), int(st.run_active[s]))
             st.run_start[s] = st.run_last[s] = -1
             st.run_active[s] = 0
-        # An episode ends when no new sustained run has started within the episode gap.
-        ep = st.episode[s]
-        if ep is not None and (
-            final or (st.run_start[s] < 0 and ep[1] + st.episode_bins < st.n_bins)
-        ):
-            _emit_episode(st, s, *ep)
+        if st.episode[s] is None:
+            continue
+        if final:
+            _emit_episode(st, s, *st.episode[s])
             st.episode[s] = None
+        elif st.run_start[s] < 0:
+            # Exclusions are complete up to CLIP_RUN samples before the chunk's end
+            # (a clipped run is recorded once CLIP_RUN samples long).
+            _close_episode_before(st, s, st.n_bins - 1 - -(-CLIP_RUN // st.bin_n))
+
+
+def _close_episode_before(st: PipelineState, s: int, upto_bin: int) -> None:
+    """End site ``s``'s episode at the first bin ``t <= upto_bin`` where its pause ends it.
+
+    An episode (one cramp) goes on through a pause shorter than the episode gap,
+    and through a longer one while most of the pause so far is excluded on every
+    channel of the site (clipping, gaps: not a pause of the muscle).  The bins are
+    taken in time order, so where the episode ends does not depend on where the
+    chunks end (a check at each chunk's end let a 20-s chunk carry an episode
+    through a clipped pause that 1-s chunks ended).
+    """
+    ep = st.episode[s]
+    if ep is None or upto_bin < ep[1] + st.episode_bins + 1:
+        return
+    lo = ep[1] + st.episode_bins + 1  # the first bin at which the gap is long enough
+    out = _site_excluded(st, s, ep[1] * st.bin_n, (upto_bin + 1) * st.bin_n)
+    # Excluded fraction of the pause [ep stop, t) for every candidate end bin t.
+    cum = np.r_[0, np.cumsum(out.reshape(-1, st.bin_n).sum(axis=1))]
+    t = np.arange(lo, upto_bin + 1)
+    frac = cum[t - ep[1]] / ((t - ep[1]) * st.bin_n)
+    if (frac < 0.5).any():
+        _emit_episode(st, s, *ep)
+        st.episode[s] = None
 
 
 def _not_ringing(st: PipelineState, site_rms: NDArray, b0: int) -> NDArray:
@@ -1432,9 +1460,7 @@ def _finish_run(
         else:
             st.short_chain[s] = first_bin, last_bin
         return
-    if ep is not None and (
-        first_bin - ep[1] <= st.episode_bins or _mostly_excluded(st, s, ep[1], first_bin)
-    ):
+    if ep is not None:  # still open: its pause did not end it (_close_episode_before)
         ep[1] = ep[3] = last_bin + 1
         st.sustained[s][-1] = (ep[0], ep[1])
         st.short_chain[s] = -(2**40), -(2**40)
@@ -1453,27 +1479,29 @@ def _finish_run(
     st.sustained[s].append((first_bin, last_bin + 1))
 
 
-def _excluded_fraction(st: PipelineState, s: int, b0: int, b1: int, reasons=None) -> float:
-    """Fraction of bins [b0, b1) in which every channel of site ``s`` is excluded."""
-    if b1 <= b0:
-        return 1.0
-    a, b = b0 * st.bin_n, b1 * st.bin_n
+def _site_excluded(st: PipelineState, s: int, a: int, b: int, reasons=None) -> NDArray:
+    """Samples [a, b) in which every channel of site ``s`` is excluded.
+
+    With ``reasons`` only spans of those kinds count; without, a gap still open
+    counts too.
+    """
     out = np.ones(b - a, bool)
     for c in st.site_chs[s]:
         m = np.zeros(b - a, bool)
         for x, y, why in all_exclusions(st, c):
             if y > a and x < b and (reasons is None or why in reasons):
                 m[max(x, a) - a : min(y, b) - a] = True
+        if reasons is None and st.nan_open[c] >= 0:
+            m[max(int(st.nan_open[c]), a) - a :] = True
         out &= m
-    return float(out.mean())
+    return out
 
 
-def _mostly_excluded(st: PipelineState, s: int, b0: int, b1: int) -> bool:
-    """True if every channel of site ``s`` was excluded (clipped, gap) for most of bins [b0, b1).
-
-    A pause made of clipping is not a pause of the muscle: the episode goes on.
-    """
-    return _excluded_fraction(st, s, b0, b1) >= 0.5
+def _excluded_fraction(st: PipelineState, s: int, b0: int, b1: int, reasons=None) -> float:
+    """Fraction of bins [b0, b1) in which every channel of site ``s`` is excluded."""
+    if b1 <= b0:
+        return 1.0
+    return float(_site_excluded(st, s, b0 * st.bin_n, b1 * st.bin_n, reasons).mean())
 
 
 def _emit_episode(
@@ -1597,7 +1625,7 @@ def _covered_by_sustained(st: PipelineState, s: int, peak: int) -> bool | None:
             return None
         if st.n_bins <= c1 + brief + st.merge_bins:
             return None  # the chain may still go on into sustained activity
-    if ep is not None and ep[1] + m_after <= pb and st.n_bins <= ep[1] + st.episode_bins:
+    if ep is not None and ep[1] + m_after <= pb:
         return None  # in a pause of an episode that may go on (then this is inside it)
     if st.n_bins <= pb + m + st.merge_bins:
         return None  # activity soon after may still start a run that reaches back

@@ -113,3 +113,52 @@ def test_filtering_ahead_on_a_thread_gives_the_same_events(short_rec, monkeypatc
     assert len(calls) >= 5  # most chunks went through the thread
     plain = run_chunked(short_rec, range(0, short_rec.n_samples, int(0.7 * short_rec.fs)))
     pd.testing.assert_frame_equal(overlapped, plain)
+
+
+def test_episode_through_a_clipped_pause_ends_where_it_would_for_any_chunking():
+    """A cramp whose channel clips for 2 s in its middle (the activity bins are
+    excluded there, so the cramp seems to pause): whether the pause ends the
+    episode is decided bin by bin, in time order.  Earlier it was decided at
+    each chunk's end, so 20-s chunks gave one clipped artefact and 1.3-s chunks a
+    short voluntary burst and a cramp, for the same recording.
+    """
+    from emgtool.io import as_source
+    from emgtool.pipeline.analyze import analyze_source
+
+    rec, truth = simulate(
+        "cramps",
+        duration_s=40,
+        seed=1332,
+        snr_db=12.0,
+        mains_hz=60.0,
+        flat_channel=True,
+        clipped_channel=True,
+    )
+    site = ("gastrocnemius_medial", "R")
+    cramps = truth[
+        (truth.trial_type == "cramp") & (truth.site == site[0]) & (truth.side == site[1])
+    ]
+    clips = truth[(truth.trial_type == "artifact") & (truth.channel == "Gastroc med R")]
+    # The case: a clipped stretch longer than the 1-s episode gap inside a cramp.
+    inside = [
+        (c, k)
+        for c in cramps.itertuples()
+        for k in clips.itertuples()
+        if c.onset < k.onset and k.onset + k.duration < c.onset + c.duration and k.duration > 1.5
+    ]
+    assert inside
+    true_cramp = inside[0][0]
+    by_chunk = {cs: analyze_source(as_source(rec), chunk_s=cs).events for cs in (20.0, 1.3)}
+    pd.testing.assert_frame_equal(by_chunk[20.0], by_chunk[1.3])
+    ev = by_chunk[20.0]
+    end = true_cramp.onset + true_cramp.duration
+    sus = ev[
+        (ev.site == site[0])
+        & (ev.side == site[1])
+        & (ev.duration > 0.3)
+        & (ev.onset < end)
+        & (ev.onset + ev.duration > true_cramp.onset)
+    ]
+    assert sus.trial_type.tolist() == ["cramp"]  # one cramp, clipped in part, not an artefact
+    assert abs(sus.onset.iloc[0] - true_cramp.onset) < 0.5
+    assert abs(sus.onset.iloc[0] + sus.duration.iloc[0] - end) < 0.5
