@@ -78,7 +78,7 @@ HALF_WINDOW_MS = 25.0  # waveform window: peak ± this (holds both potentials of
 DOUBLET_MS = (4.0, 16.0)  # lags tried for same-unit doublets
 DOUBLET_MIN_PP_SD = 8.0  # doublet test only where the peak (p-p/2) is >= this many noise SDs
 CLIP_RUN = 5  # identical consecutive samples at the extreme = clipped
-CLIPPED_EPISODE_FRACTION = 0.5  # sustained activity mostly clipped is an artifact
+CLIPPED_EPISODE_FRACTION = 0.1  # sustained activity clipped this much is an artifact
 MAX_ABS_UV = 1e7  # |x| above 10 V is not a voltage an EMG amplifier can report: masked as missing
 DISCONNECTED_MAINS_UV = 50.0  # mains RMS above which a mains-dominated channel is disconnected
 SUSTAINED_MARGIN_S = 0.25  # candidates this close to sustained activity are dropped
