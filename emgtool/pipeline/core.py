@@ -742,10 +742,13 @@ def _probe_noise(st: PipelineState, y: NDArray) -> None:
     st.n_probe_blocks = max(1, n_full)
     # The noise colour differs between electrodes: each matched filter's noise SD
     # is measured here; channels too short or too quiet to tell keep white-noise gains.
+    # A probe busy with activity measures the EMG's colour, not the noise's: the
+    # gains stay within a factor 2 of white noise's (noise colours measured 0.7-1.5).
     if n_full:
         g = probe_gains(y[:, : n_full * st.block_n], st.wav_bank)
         ok = np.isfinite(g).all(axis=1) & (st.probe_sd >= st.cfg.flat_uv) & (g > 0).all(axis=1)
-        st.wav_gain = np.where(ok[:, None], g, st.wav_gain)
+        g = np.clip(np.where(ok[:, None], g, st.wav_gain), 0.5 * st.wav_gain, 2.0 * st.wav_gain)
+        st.wav_gain = g
 
 
 def _sd_for_block(st: PipelineState, b: int) -> NDArray:
