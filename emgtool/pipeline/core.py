@@ -896,11 +896,83 @@ def _end_before_ringing(st: PipelineState, sites: NDArray, s0: NDArray, s1: NDAr
         sd = _sd_for_block(st, a // st.block_n)[chs].astype(np.float64)
         thr = np.maximum(cfg.fasc_threshold_sd * sd, cfg.fasc_floor_uv)
         bound = np.maximum(0.5 * pp[:, None] * e + 2.0 * sd[:, None], thr[:, None])
-        over = ((np.abs(x) > bound) & (lag >= 0)).any(axis=0)
-        end = max(int(np.flatnonzero(over)[-1]) + 1 if over.any() else 0, int(pk.max()) + 1)
+        bound = np.where(lag >= 0, bound, np.inf)  # before its peak: the potential itself
+        end = _ringing_end(x, bound, pk)
+        if end > st.max_pot_n:
+            end = _ringing_end_of_several(st, x, 0.5 * pp[:, None] * e, lag, pk, sd, thr)
         if end <= st.max_pot_n:
             out[i] = a + end
     return out
+
+
+EXTRA_RING_SOURCES = 2  # potentials after the first within one over-long segment (a triplet)
+
+
+def _ringing_end(x: NDArray, bound: NDArray, pk: NDArray) -> int:
+    """One past the last sample of any channel above its ringing bound (at least the peaks)."""
+    over = (np.abs(x) > bound).any(axis=0)
+    return max(int(np.flatnonzero(over)[-1]) + 1 if over.any() else 0, int(pk.max()) + 1)
+
+
+def _ringing_end_of_several(
+    st: PipelineState,
+    x: NDArray,
+    ring: NDArray,
+    lag: NDArray,
+    pk: NDArray,
+    sd: NDArray,
+    thr: NDArray,
+) -> int:
+    """``_end_before_ringing`` for a segment holding up to three potentials.
+
+    A doublet of a large unit (two discharges 5-15 ms apart) is above the
+    ringing bound of its first discharge by nature, and its second discharge
+    rings as much as the first: the segment ran past ``MAX_POTENTIAL_MS`` and
+    both discharges were lost to sustained activity (simulated grid at 20 dB,
+    10 min: 12 of 17 missed fasciculations).  Where a channel still exceeds its
+    bound after the segment's first ``max_pot_n`` samples, its largest sample
+    above the bound within them is taken as one more potential, whose ringing
+    (``ringing.py``, from its own local peak to peak) adds to the bound of what
+    follows (the filter is linear: ringings add up).  Activity that goes on
+    after ``max_pot_n`` stays above every bound and the segment stays long.
+
+    ``ring``: the first potential's ringing bound per channel and sample (µV,
+    without noise), ``lag``: samples from each channel's peak.
+    """
+    env = st.ring_env
+    head_n = min(st.max_pot_n, x.shape[1])
+    half = max(1, int(round(POTENTIAL_MS / 2 * st.fs / 1000.0)))
+    ax = np.abs(x)
+    t = np.arange(x.shape[1])
+    rows = np.arange(x.shape[0])
+    before = lag < 0  # the first potential itself
+    end = head_n + 1
+    for _ in range(EXTRA_RING_SOURCES):
+        bound = np.where(before, np.inf, np.maximum(ring + 2.0 * sd[:, None], thr[:, None]))
+        over = ax > bound
+        late = over[:, head_n:].any(axis=1)
+        cand = np.where(over[:, :head_n], ax[:, :head_n], -1.0)
+        q = cand.argmax(axis=1)
+        late &= cand[rows, q] > 0
+        if not late.any():
+            break
+        lo = np.clip(q - half, 0, head_n)
+        hi = np.clip(q + half + 1, 0, head_n)
+        win = (t[None, :] >= lo[:, None]) & (t[None, :] < hi[:, None])
+        pp_q = np.maximum(np.where(win, x, -np.inf).max(axis=1), 0) - np.minimum(
+            np.where(win, x, np.inf).min(axis=1), 0
+        )
+        lag_q = t[None, :] - q[:, None]
+        e_q = np.where(
+            (lag_q >= 0) & (lag_q < len(env)), env[np.clip(lag_q, 0, len(env) - 1)], 0.0
+        )
+        ring = ring + np.where(late[:, None], 0.5 * pp_q[:, None] * e_q, 0.0)
+        before |= late[:, None] & (lag_q < 0) & (t[None, :] >= lo[:, None])  # its rise
+        bound = np.where(before, np.inf, np.maximum(ring + 2.0 * sd[:, None], thr[:, None]))
+        end = _ringing_end(x, bound, pk)
+        if end <= head_n:
+            break
+    return end
 
 
 def _own_onset(
@@ -1121,6 +1193,8 @@ def _measure(st, site_idx, s0, s1) -> None:
         parts = _doublet_parts(st, [new[i] for i in dbl], lag[jj], sd[jj])
         for i, pr in zip(dbl, parts, strict=True):
             new[i]["doublet"] = pr
+            if pr:  # the doublet's span, kept after "doublet" is consumed (_one_potential)
+                new[i]["resolved"] = (pr[0]["start"], pr[-1]["stop"])
             if pr:  # both discharges ring: bound it from the later one with their sum
                 new[i]["ring_peak"] = max([new[i]["peak"]] + [q["peak"] for q in pr])
                 new[i]["ring_amp"] = sum(q["amplitude_uv"] for q in pr)
@@ -1693,6 +1767,10 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     # Neighbours recorded without shape measures (if any) take no part in this test.
     start = np.fromiter((r.get("start_far", -1) for _, _, r in rp), np.int64, n)
     known = np.fromiter(("start_far" in r for _, _, r in rp), bool, n)
+    # Span of the doublet a candidate's window was resolved into (-1: none).
+    res = [r.get("resolved") or (-1, -1) for _, _, r in rp]
+    res_lo = np.fromiter((a for a, _ in res), np.int64, n)
+    res_hi = np.fromiter((b for _, b in res), np.int64, n)
     me = ix.by_key[np.searchsorted(ix.k_sorted, key)]  # each key is a recent candidate
     # Cut in two: same-site candidates whose peaks are close enough to overlap.
     reach = st.max_pot_n + st.half_n
@@ -1705,6 +1783,7 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
         # one potential: the later one's onset at or before the earlier one's
         later_j = ix.peaks[j] > ix.peaks[m]
         overlap = np.where(later_j, start[j] <= start[m], start[m] <= start[j])
+        overlap |= (res_lo[j] <= ix.peaks[m]) & (ix.peaks[m] < res_hi[j])
         overlap &= (j != m) & known[j] & known[m]
         larger = (ix.amps[j] > ix.amps[m]) | (
             (ix.amps[j] == ix.amps[m]) & (ix.peaks[j] < ix.peaks[m])
@@ -1713,7 +1792,12 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
         pairs += zip(ok[hit].tolist(), j[hit].tolist(), m[hit].tolist(), strict=True)
     for i, j, m in pairs:  # rare: a few per minute
         lag = abs(int(ix.peaks[j] - ix.peaks[m]))
-        if not shadowed[i] and not (
+        if shadowed[i]:
+            continue
+        # A larger candidate already resolved into both discharges of a doublet
+        # stands for both: a smaller one within it is one of them found again (on a
+        # grid, from another electrode, a few ms off: both were counted twice).
+        if res_lo[j] <= ix.peaks[m] < res_hi[j] or not (
             _repeats(rp[m][2]["near_wave"], lag) and _repeats(rp[j][2]["near_wave"], lag)
         ):
             shadowed[i] = True
@@ -1731,6 +1815,9 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
         ok = np.flatnonzero(lo + o < hi)
         j, m = order[lo[ok] + o], me[ok]
         apart = start[m] > src_start[j]  # not the same potential (as above)
+        # ... nor a discharge of the doublet this candidate was resolved into
+        src_pk = srcs[j, 0].astype(np.int64)
+        apart &= ~((res_lo[m] <= src_pk) & (src_pk < res_hi[m]))
         lag = key[ok] - src_k[lo[ok] + o]
         bound[ok] = np.maximum(bound[ok], np.where(apart, amp[j] * env[lag], 0.0))
     # Noise rides on the ringing, but only matters where the ringing with a
