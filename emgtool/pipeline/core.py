@@ -49,7 +49,7 @@ from emgtool.pipeline.ecg import (
     reference,
 )
 from emgtool.pipeline.features import waveform_features
-from emgtool.pipeline.grid import grid_tests
+from emgtool.pipeline.grid import grid_tests, support_bound
 from emgtool.pipeline.ringing import ringing_envelope
 from emgtool.pipeline.runs import find_runs
 from emgtool.pipeline.store import EventStore, WaveStore
@@ -1099,6 +1099,7 @@ def _measure(st, site_idx, s0, s1) -> None:
     f = waveform_features(wave[full], sd[full], st.fs)
     uniform = np.zeros(n, bool)
     lone = np.zeros(n, bool)  # grids: a noise crossing on one electrode (_grid_tests)
+    field: dict = {}  # grids: each electrode's share of the candidate (_one_potential)
     n_chs = (tab >= 0).sum(axis=1)
     # Only candidates large enough to be recorded at all (``keep`` below) need it:
     # the far-field test reads every electrode's window, ~40x the work otherwise.
@@ -1108,7 +1109,8 @@ def _measure(st, site_idx, s0, s1) -> None:
         ppk = pp[rows, :k]
         uniform[rows] = _percentile_last_axis(ppk, 25.0) >= 0.5 * ppk.max(axis=1)
         uniform[rows] |= _far_field(st, tab[rows, :k], peak[rows])
-        lone_k, far_k = _grid_tests(st, tab[rows, :k], peak[rows], best_k[rows])
+        lone_k, far_k, field_k = _grid_tests(st, tab[rows, :k], peak[rows], best_k[rows])
+        field.update(zip(rows.tolist(), field_k.astype(np.float32), strict=True))
         uniform[rows] |= far_k
         lone[rows] = lone_k & (saw[rows, :k].sum(axis=1) <= 1)
     # Doublets: the window holds the same potential twice (see doublets.py).
@@ -1174,6 +1176,7 @@ def _measure(st, site_idx, s0, s1) -> None:
             "area_uv_ms": cols["area_uv_ms"][i] if i >= 0 else math.nan,
             "uniform": uni_l[j],
             "lone": bool(lone[j]),
+            "field": field.get(j),
             "ring_peak": peak_l[j],  # where its filter ringing starts, and how large
             "ring_amp": amp_l[j],  # (a doublet rings twice: see below)
             "noise_uv": sd_l[j],
@@ -1777,6 +1780,9 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     lo = np.searchsorted(ix.k_sorted, key - reach, side="left")
     hi = np.searchsorted(ix.k_sorted, key + reach, side="right")
     pairs = []
+    maybe = []  # grid pairs close enough to be one potential, if on shared electrodes
+    grid = np.array([len(c) >= GRID_MIN_CHANNELS for c in st.site_chs])[ix.sites]
+    half_pot = int(round(POTENTIAL_MS / 2 * st.fs / 1000.0))
     for o in range(int((hi - lo).max(initial=0))):
         ok = np.flatnonzero(lo + o < hi)
         j, m = ix.by_key[lo[ok] + o], me[ok]
@@ -1790,6 +1796,18 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
         )
         hit = np.flatnonzero(overlap & larger)
         pairs += zip(ok[hit].tolist(), j[hit].tolist(), m[hit].tolist(), strict=True)
+        near = (j != m) & known[j] & known[m] & larger & ~overlap & grid[m]
+        near &= np.abs(ix.peaks[j] - ix.peaks[m]) <= half_pot
+        hit = np.flatnonzero(near)
+        maybe += zip(ok[hit].tolist(), j[hit].tolist(), m[hit].tolist(), strict=True)
+    # Grids: a potential's first phase may cross the threshold on one electrode
+    # and its main phase, a few ms later (conduction), on others: two candidates
+    # whose onsets, each measured on its own best electrode, do not overlap.
+    # Peaks less than half a potential apart on shared electrodes are one
+    # potential (two potentials there overlap too much to be told apart).
+    for i, j, m in maybe:
+        if _same_place(st, rp[j][2], rp[m][2]):
+            pairs.append((i, j, m))
     for i, j, m in pairs:  # rare: a few per minute
         lag = abs(int(ix.peaks[j] - ix.peaks[m]))
         if shadowed[i]:
@@ -1829,6 +1847,25 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     reach = bound / 2 + 2 * sd >= thr
     bound = np.where(reach, bound + RING_NOISE_PP_SD * sd, bound)
     return shadowed, bound
+
+
+def _same_place(st: PipelineState, a: dict, b: dict) -> bool:
+    """Do two grid candidates lie under the same electrodes?
+
+    Each one's waveform is carried, beyond the noise, by the other's largest
+    electrode (``field``, from ``_grid_tests``; the same bound as the support
+    test), or they share an electrode that saw them.
+    """
+    if set(a.get("channels", ())) & set(b.get("channels", ())):
+        return True
+    fa, fb = a.get("field"), b.get("field")
+    if fa is None or fb is None:
+        return False
+    chs = st.site_chs[a["site_i"]]
+    bound = support_bound(len(chs), max(1, int(round(SUPPORT_LAG_MS * st.fs / 1000.0))))
+    slot_a = int(np.searchsorted(chs, a["best_ch"]))
+    slot_b = int(np.searchsorted(chs, b["best_ch"]))
+    return bool(fa[slot_b] >= bound or fb[slot_a] >= bound)
 
 
 _SITE_KEY = np.int64(2**40)  # site * _SITE_KEY + sample orders candidates by site, then time

@@ -31,7 +31,7 @@ Examples
 >>> w = rng.normal(0, 5.0, (1, 16, 101))
 >>> w[0, 3, 45:56] += 40 * np.hanning(11)  # one noise-like bump on electrode 3 only
 >>> sd, best = np.full((1, 16), 5.0), np.array([3])
->>> lone, far = grid_tests(w, sd, best, 20, 6)
+>>> lone, far, _ = grid_tests(w, sd, best, 20, 6)
 >>> bool(lone[0]), bool(far[0])
 (True, False)
 >>> w[0, 4, 46:57] += 20 * np.hanning(11)  # its neighbour carries it too
@@ -137,8 +137,8 @@ def grid_tests(
     max_lag: int,
     thr_uv: NDArray | None = None,
     alpha: float = SUPPORT_ALPHA,
-) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
-    """(lone crossing, far field) of each candidate; see the module docstring.
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.float64]]:
+    """(lone crossing, far field, field) of each candidate; see the module docstring.
 
     Parameters
     ----------
@@ -171,19 +171,23 @@ def grid_tests(
         motion transient reaches most electrodes with random sign and size
         (which a projection on the grid's mean waveform, where signs cancel,
         misses) and the QRS all of them.
+    field : ndarray, shape (n, k)
+        Each electrode's projection on the candidate's waveform in noise SDs
+        (where the potential is: two candidates of one potential share it).
     """
     n, k, _ = w.shape
     if n == 0 or k < 2:
-        return np.zeros(n, bool), np.zeros(n, bool)
+        return np.zeros(n, bool), np.zeros(n, bool), np.zeros((n, k))
     proj = projections(w, best, half, max_lag)
     z = proj / (np.maximum(sd, 1e-6) * np.sqrt(noise_gain(w, best, half))[:, None])
     carry = (proj >= FAR_SHARE * proj.max(axis=1, keepdims=True)) & (z >= FAR_MIN_Z)
     far = carry.sum(axis=1) * 2 >= k
-    z[np.arange(n), best] = -np.inf
-    lone = z.max(axis=1) < support_bound(k, max_lag, alpha)
+    others = z.copy()
+    others[np.arange(n), best] = -np.inf
+    lone = others.max(axis=1) < support_bound(k, max_lag, alpha)
     if thr_uv is not None:
         i = np.arange(n)
         sd_b = np.maximum(sd[i, best], 1e-6)
         peak_sd = np.abs(w[i, best, w.shape[2] // 2]) / sd_b
         lone &= peak_sd < grid_level(np.asarray(thr_uv, np.float64) / sd_b, k)
-    return lone, far
+    return lone, far, z

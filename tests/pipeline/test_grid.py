@@ -34,6 +34,8 @@ def _quiet_grid(seconds: float, seed: int, snr_db: float = 20.0, extra=()) -> Re
         snr_db=snr_db,
         nuisances={"pink", "white", *extra},
         sites=GRID16,
+        n_cramps=0,
+        n_voluntary=0,
     )
     return sim.recording
 
@@ -99,7 +101,7 @@ def test_far_field_any_sign():
     for c, g in ((5, 1.0), (4, 0.6), (6, 0.6), (1, 0.4), (9, 0.4)):
         w[0, c] += g * pot
     best = np.array([5])
-    lone, far = grid_tests(w, np.full((1, 16), 5.0), best, 20, 6)
+    lone, far, _ = grid_tests(w, np.full((1, 16), 5.0), best, 20, 6)
     assert not far[0] and not lone[0]
 
 
@@ -193,3 +195,34 @@ def test_a_doublet_seen_from_two_electrodes_is_counted_twice_not_four_times():
     assert len(counts) >= 15
     assert max(counts) <= 2, counts
     assert np.mean(np.array(counts) == 2) >= 0.6, counts  # at 6 dB some discharges are missed
+
+
+def _half_sines(parts) -> np.ndarray:
+    """Consecutive half-sine lobes ``(amplitude µV, ms)``; amplitude 0 is a silent stretch."""
+    out = []
+    for a, ms in parts:
+        n = max(2, int(round(ms * FS / 1000)))
+        out.append(a * np.sin(np.pi * (np.arange(n) + 0.5) / n))
+    return np.concatenate(out)
+
+
+def test_a_potential_split_across_electrodes_gives_one_event():
+    """A potential's first phase crosses the threshold under one electrode and its main
+    phase, 7 ms later, under its neighbours, where the first phase is too small to
+    set the onset: two candidates whose onsets do not overlap, one potential."""
+    rec = _quiet_grid(40.0, seed=11, snr_db=14.0)  # 5 µV noise: threshold 25 µV
+    first = _half_sines([(45, 3), (0, 4), (0, 6)])
+    main = _half_sines([(0, 3), (0, 4), (-80, 3), (60, 3)])
+    lag = int(round(0.001 * FS))  # conduction to the neighbours
+    rng = np.random.default_rng(12)
+    starts = (np.round((6.0 + np.cumsum(rng.uniform(0.7, 1.3, 32))) * FS)).astype(int)
+    starts = starts[starts < rec.n_samples - FS]
+    data = np.array(rec.data)
+    for s in starts:
+        data[5, s : s + len(first)] += first + main
+        for ch, g in ((6, 1.2), (9, 1.0)):
+            data[ch, s + lag : s + lag + len(first)] += 0.3 * first + g * main
+    ev = analyze(Recording(data.astype(np.float32), rec.fs, rec.channels)).events
+    pk = ev[ev.trial_type == "fasciculation"]["peak_s"].to_numpy() * FS
+    n_each = [int(((pk >= s) & (pk < s + len(first) + lag)).sum()) for s in starts]
+    assert np.mean(np.array(n_each) == 1) >= 0.9, n_each
