@@ -1449,8 +1449,31 @@ def _not_ringing(st: PipelineState, site_rms: NDArray, b0: int) -> NDArray:
     if 0 < b0 < w:
         prev[:, w - b0 :] = st.ring_rms[:, :b0]
     ext = np.concatenate([prev, site_rms], axis=1)
-    before = np.lib.stride_tricks.sliding_window_view(ext, w, axis=1)[:, :nb].max(axis=2)
-    return site_rms >= TAIL_FRACTION * before
+    # A bin j bins after a larger one may hold its ringing: TAIL_FRACTION of it, or
+    # what the filter in use can ring that soon (ringing.py, relative to the p-p,
+    # which for a bin of a potential is about its RMS times 2 sqrt 2, as the
+    # ringing's p-p is its RMS times 2 sqrt 2): a mains notch rings after a large
+    # doublet at 10-20 % for ~0.1 s, and two or three such doublets within a
+    # quarter of a second were taken for a brief voluntary run (hd-grid 20 dB).
+    frac = _tail_fractions(st, w)
+    tail = np.zeros(site_rms.shape, np.float64)
+    for j in range(1, w + 1):
+        tail = np.maximum(tail, frac[j - 1] * ext[:, w - j : w - j + nb])
+    return site_rms >= tail
+
+
+def _tail_fractions(st: PipelineState, w: int) -> NDArray:
+    """Largest RMS, relative to a bin's, that ringing can leave 1 … w bins later.
+
+    Only beyond a potential's span (``POTENTIAL_MS``): closer, the envelope is the
+    potential's own late phases (up to its full size), and a bin of continual
+    firing that is smaller than the one before it is firing all the same.
+    """
+    env = st.ring_env
+    lag = np.arange(1, w + 1) * st.bin_n  # from the start of that bin
+    ring = np.where(lag < len(env), env[np.clip(lag, 0, len(env) - 1)], 0.0)
+    ring[lag < POTENTIAL_MS * st.fs / 1000.0] = 0.0
+    return np.maximum(TAIL_FRACTION, ring)
 
 
 def _brief_bins(st: PipelineState) -> int:

@@ -5,6 +5,8 @@ import numpy as np
 
 from emgtool.pipeline.analyze import analyze
 from emgtool.recording import Recording
+from emgtool.scoring import evaluate
+from emgtool.simulate import simulate
 from emgtool.sites import assign_sites
 
 FS = 2048.0
@@ -50,3 +52,24 @@ def test_large_doublet_with_long_ringing_gives_two_events():
     assert np.mean(np.array(two) == 1) >= 0.9, two
     # ... and no sustained activity where the doublets are (the filter start-up aside)
     assert not ((ev.trial_type == "voluntary") & (ev.onset >= 5.5)).any()
+
+
+def test_notch_ringing_after_large_potentials_is_not_a_brief_voluntary_run():
+    """A mains notch rings after a large potential at 10-20 % of its size for ~0.1 s;
+    the activity bins took those tails for firing (a bin fired above 10 % of the
+    largest bin before it), and a few large fasciculations close together became a
+    brief 'voluntary' run whose potentials were then dropped (here 5 of them).
+    Tails beyond a potential's span are judged with the filter's own envelope."""
+    rec, truth = simulate(
+        "als-widespread",
+        60.0,
+        seed=1041,
+        snr_db=20.0,
+        nuisances={"pink", "white", "mains", "ecg", "motion"},
+        mains_hz=50.0,
+    )
+    assert not (truth.trial_type == "voluntary").any()
+    ev = analyze(rec).events
+    assert not (ev.trial_type == "voluntary").any(), ev[ev.trial_type == "voluntary"]
+    f = evaluate(ev, truth, duration_s=rec.duration_s)["fasciculation"]["overall"]
+    assert f["sensitivity"] >= 0.985, f
