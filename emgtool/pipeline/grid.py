@@ -97,14 +97,18 @@ def noise_gain(w: NDArray, best: NDArray, half: int) -> NDArray[np.float64]:
     """
     n, _k, length = w.shape
     c = length // 2
+    m = 2 * half + 1  # lags 0 … 2 half: the waveform's length
     x = w.astype(np.float64)
     t = x[np.arange(n), best, c - half : c + half + 1]
     t = t / np.maximum(np.sqrt((t * t).sum(axis=1, keepdims=True)), 1e-12)
-    r0 = np.maximum((x * x).sum(axis=2), 1e-24)
-    g = np.ones(n)
-    for tau in range(1, 2 * half + 1):
-        rho = np.median((x[:, :, tau:] * x[:, :, :-tau]).sum(axis=2) / r0, axis=1)
-        g += 2.0 * rho * (t[:, tau:] * t[:, :-tau]).sum(axis=1)
+    # Autocorrelations (lags 0 … m-1) of every window and of the waveform, by FFT.
+    nfft = 1 << int(np.ceil(np.log2(length + m)))
+    fx = np.fft.rfft(x, nfft, axis=2)
+    r = np.fft.irfft(fx * fx.conj(), nfft, axis=2)[:, :, :m]
+    rho = np.median(r / np.maximum(r[:, :, :1], 1e-24), axis=1)  # (n, m)
+    ft = np.fft.rfft(t, nfft, axis=1)
+    a = np.fft.irfft(ft * ft.conj(), nfft, axis=1)[:, :m]
+    g = a[:, 0] * rho[:, 0] + 2.0 * (a[:, 1:] * rho[:, 1:]).sum(axis=1)
     return np.maximum(g, 0.1)  # a short window can misjudge it; never below a tenth
 
 
