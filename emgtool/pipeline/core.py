@@ -49,6 +49,7 @@ from emgtool.pipeline.ecg import (
     reference,
 )
 from emgtool.pipeline.features import waveform_features
+from emgtool.pipeline.grid import grid_tests, support_bound
 from emgtool.pipeline.ringing import ringing_envelope
 from emgtool.pipeline.runs import find_runs
 from emgtool.pipeline.store import EventStore, WaveStore
@@ -427,6 +428,11 @@ def _bootstrap_ecg(st: PipelineState) -> None:
     for s in np.flatnonzero(st.ecg_site):
         cands = [p for p in st.pending if p["site_i"] == s]
         seen = sorted([*cands, *(o for o in obs if o["site_i"] == s)], key=lambda p: p["peak"])
+        # On a grid only far-field candidates may show the rhythm (_may_start_rhythm).
+        for p in seen:
+            if not _may_start_rhythm(st, p) and "seg_start" not in p:
+                p["ecg"], p["ecg_done"] = False, True
+        seen = [p for p in seen if _may_start_rhythm(st, p)]
         if len(seen) < 3:
             for p in seen:
                 beat = classify(st.trackers[s], p["peak"], p["wave"], st.fs)
@@ -914,11 +920,83 @@ def _end_before_ringing(st: PipelineState, sites: NDArray, s0: NDArray, s1: NDAr
         sd = _sd_for_block(st, a // st.block_n)[chs].astype(np.float64)
         thr = np.maximum(cfg.fasc_threshold_sd * sd, cfg.fasc_floor_uv)
         bound = np.maximum(0.5 * pp[:, None] * e + 2.0 * sd[:, None], thr[:, None])
-        over = ((np.abs(x) > bound) & (lag >= 0)).any(axis=0)
-        end = max(int(np.flatnonzero(over)[-1]) + 1 if over.any() else 0, int(pk.max()) + 1)
+        bound = np.where(lag >= 0, bound, np.inf)  # before its peak: the potential itself
+        end = _ringing_end(x, bound, pk)
+        if end > st.max_pot_n:
+            end = _ringing_end_of_several(st, x, 0.5 * pp[:, None] * e, lag, pk, sd, thr)
         if end <= st.max_pot_n:
             out[i] = a + end
     return out
+
+
+EXTRA_RING_SOURCES = 2  # potentials after the first within one over-long segment (a triplet)
+
+
+def _ringing_end(x: NDArray, bound: NDArray, pk: NDArray) -> int:
+    """One past the last sample of any channel above its ringing bound (at least the peaks)."""
+    over = (np.abs(x) > bound).any(axis=0)
+    return max(int(np.flatnonzero(over)[-1]) + 1 if over.any() else 0, int(pk.max()) + 1)
+
+
+def _ringing_end_of_several(
+    st: PipelineState,
+    x: NDArray,
+    ring: NDArray,
+    lag: NDArray,
+    pk: NDArray,
+    sd: NDArray,
+    thr: NDArray,
+) -> int:
+    """``_end_before_ringing`` for a segment holding up to three potentials.
+
+    A doublet of a large unit (two discharges 5-15 ms apart) is above the
+    ringing bound of its first discharge by nature, and its second discharge
+    rings as much as the first: the segment ran past ``MAX_POTENTIAL_MS`` and
+    both discharges were lost to sustained activity (simulated grid at 20 dB,
+    10 min: 12 of 17 missed fasciculations).  Where a channel still exceeds its
+    bound after the segment's first ``max_pot_n`` samples, its largest sample
+    above the bound within them is taken as one more potential, whose ringing
+    (``ringing.py``, from its own local peak to peak) adds to the bound of what
+    follows (the filter is linear: ringings add up).  Activity that goes on
+    after ``max_pot_n`` stays above every bound and the segment stays long.
+
+    ``ring``: the first potential's ringing bound per channel and sample (µV,
+    without noise), ``lag``: samples from each channel's peak.
+    """
+    env = st.ring_env
+    head_n = min(st.max_pot_n, x.shape[1])
+    half = max(1, int(round(POTENTIAL_MS / 2 * st.fs / 1000.0)))
+    ax = np.abs(x)
+    t = np.arange(x.shape[1])
+    rows = np.arange(x.shape[0])
+    before = lag < 0  # the first potential itself
+    end = head_n + 1
+    for _ in range(EXTRA_RING_SOURCES):
+        bound = np.where(before, np.inf, np.maximum(ring + 2.0 * sd[:, None], thr[:, None]))
+        over = ax > bound
+        late = over[:, head_n:].any(axis=1)
+        cand = np.where(over[:, :head_n], ax[:, :head_n], -1.0)
+        q = cand.argmax(axis=1)
+        late &= cand[rows, q] > 0
+        if not late.any():
+            break
+        lo = np.clip(q - half, 0, head_n)
+        hi = np.clip(q + half + 1, 0, head_n)
+        win = (t[None, :] >= lo[:, None]) & (t[None, :] < hi[:, None])
+        pp_q = np.maximum(np.where(win, x, -np.inf).max(axis=1), 0) - np.minimum(
+            np.where(win, x, np.inf).min(axis=1), 0
+        )
+        lag_q = t[None, :] - q[:, None]
+        e_q = np.where(
+            (lag_q >= 0) & (lag_q < len(env)), env[np.clip(lag_q, 0, len(env) - 1)], 0.0
+        )
+        ring = ring + np.where(late[:, None], 0.5 * pp_q[:, None] * e_q, 0.0)
+        before |= late[:, None] & (lag_q < 0) & (t[None, :] >= lo[:, None])  # its rise
+        bound = np.where(before, np.inf, np.maximum(ring + 2.0 * sd[:, None], thr[:, None]))
+        end = _ringing_end(x, bound, pk)
+        if end <= head_n:
+            break
+    return end
 
 
 def _own_onset(
@@ -1068,6 +1146,8 @@ def _measure(st, site_idx, s0, s1) -> None:
     row[full] = np.arange(len(full))
     f = waveform_features(wave[full], sd[full], st.fs)
     uniform = np.zeros(n, bool)
+    lone = np.zeros(n, bool)  # grids: a noise crossing on one electrode (_grid_tests)
+    field: dict = {}  # grids: each electrode's share of the candidate (_one_potential)
     n_chs = (tab >= 0).sum(axis=1)
     # Only candidates large enough to be recorded at all (``keep`` below) need it:
     # the far-field test reads every electrode's window, ~40x the work otherwise.
@@ -1077,6 +1157,10 @@ def _measure(st, site_idx, s0, s1) -> None:
         ppk = pp[rows, :k]
         uniform[rows] = _percentile_last_axis(ppk, 25.0) >= 0.5 * ppk.max(axis=1)
         uniform[rows] |= _far_field(st, tab[rows, :k], peak[rows])
+        lone_k, far_k, field_k = _grid_tests(st, tab[rows, :k], peak[rows], best_k[rows])
+        field.update(zip(rows.tolist(), field_k.astype(np.float32), strict=True))
+        uniform[rows] |= far_k
+        lone[rows] = lone_k & (saw[rows, :k].sum(axis=1) <= 1)
     # Doublets: the window holds the same potential twice (see doublets.py).
     amp_all = pp[idx_n, best_k]
     lag = np.zeros(n, np.int64)
@@ -1142,6 +1226,8 @@ def _measure(st, site_idx, s0, s1) -> None:
             "turns": cols["turns"][i] if i >= 0 else 0,
             "area_uv_ms": cols["area_uv_ms"][i] if i >= 0 else math.nan,
             "uniform": uni_l[j],
+            "lone": bool(lone[j]),
+            "field": field.get(j),
             "ring_peak": peak_l[j],  # where its filter ringing starts, and how large
             "ring_amp": amp_l[j],  # (a doublet rings twice: see below)
             "noise_uv": sd_l[j],
@@ -1162,6 +1248,8 @@ def _measure(st, site_idx, s0, s1) -> None:
         parts = _doublet_parts(st, [new[i] for i in dbl], lag[jj], sd[jj])
         for i, pr in zip(dbl, parts, strict=True):
             new[i]["doublet"] = pr
+            if pr:  # the doublet's span, kept after "doublet" is consumed (_one_potential)
+                new[i]["resolved"] = (pr[0]["start"], pr[-1]["stop"])
             if pr:  # both discharges ring: bound it from the later one with their sum
                 new[i]["ring_peak"] = max([new[i]["peak"]] + [q["peak"] for q in pr])
                 new[i]["ring_amp"] = sum(q["amplitude_uv"] for q in pr)
@@ -1192,7 +1280,8 @@ def _track_beats(st: PipelineState) -> None:
             before = rec["seg_start"] - 1 if long else rec["peak"] - st.max_pot_n
             refs = [reference(st.trackers[t], before) for t in ecg_sites if t != s]
             refs = [r for r in refs if r is not None]
-            beat = classify(st.trackers[s], rec["peak"], rec["wave"], st.fs, refs)
+            learn = _may_start_rhythm(st, rec)
+            beat = classify(st.trackers[s], rec["peak"], rec["wave"], st.fs, refs, learn=learn)
             if long:
                 if beat:
                     st.long_beats.append(rec["peak"])
@@ -1201,6 +1290,24 @@ def _track_beats(st: PipelineState) -> None:
             tr = st.trackers[s]
             rec["beat_pp"] = tr.amp_ref if tr.locked else 0.0
         rec["ecg_done"] = True
+
+
+def _may_start_rhythm(st: PipelineState, rec: dict) -> bool:
+    """May this candidate (or long segment) start a site's cardiac rhythm?
+
+    On a grid the QRS is a far-field source, present on nearly every electrode
+    (``uniform``), whereas a motor unit's potential is local.  A unit that
+    fires three times at a steady interval locks a tracker on its own, and on
+    a grid that is its own only ECG site no other site's rhythm can overrule
+    it (simulated 64-electrode biceps grid at 12 dB: a unit held the tracker
+    and 23 of 102 fasciculations in two minutes were taken for heart beats).
+    So on a grid only far-field candidates start a rhythm; once it is locked,
+    a local candidate on the predicted beat with the QRS's shape and size is
+    still a beat (the QRS may fail the far-field test in noise).
+    """
+    if len(st.site_chs[rec["site_i"]]) < GRID_MIN_CHANNELS:
+        return True
+    return bool(rec.get("uniform", False))
 
 
 def _observe_long_beats(st: PipelineState, site_idx: NDArray, s0: NDArray, s1: NDArray) -> None:
@@ -1422,8 +1529,31 @@ def _not_ringing(st: PipelineState, site_rms: NDArray, b0: int) -> NDArray:
     if 0 < b0 < w:
         prev[:, w - b0 :] = st.ring_rms[:, :b0]
     ext = np.concatenate([prev, site_rms], axis=1)
-    before = np.lib.stride_tricks.sliding_window_view(ext, w, axis=1)[:, :nb].max(axis=2)
-    return site_rms >= TAIL_FRACTION * before
+    # A bin j bins after a larger one may hold its ringing: TAIL_FRACTION of it, or
+    # what the filter in use can ring that soon (ringing.py, relative to the p-p,
+    # which for a bin of a potential is about its RMS times 2 sqrt 2, as the
+    # ringing's p-p is its RMS times 2 sqrt 2): a mains notch rings after a large
+    # doublet at 10-20 % for ~0.1 s, and two or three such doublets within a
+    # quarter of a second were taken for a brief voluntary run (hd-grid 20 dB).
+    frac = _tail_fractions(st, w)
+    tail = np.zeros(site_rms.shape, np.float64)
+    for j in range(1, w + 1):
+        tail = np.maximum(tail, frac[j - 1] * ext[:, w - j : w - j + nb])
+    return site_rms >= tail
+
+
+def _tail_fractions(st: PipelineState, w: int) -> NDArray:
+    """Largest RMS, relative to a bin's, that ringing can leave 1 … w bins later.
+
+    Only beyond a potential's span (``POTENTIAL_MS``): closer, the envelope is the
+    potential's own late phases (up to its full size), and a bin of continual
+    firing that is smaller than the one before it is firing all the same.
+    """
+    env = st.ring_env
+    lag = np.arange(1, w + 1) * st.bin_n  # from the start of that bin
+    ring = np.where(lag < len(env), env[np.clip(lag, 0, len(env) - 1)], 0.0)
+    ring[lag < POTENTIAL_MS * st.fs / 1000.0] = 0.0
+    return np.maximum(TAIL_FRACTION, ring)
 
 
 def _brief_bins(st: PipelineState) -> int:
@@ -1743,27 +1873,52 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     # Neighbours recorded without shape measures (if any) take no part in this test.
     start = np.fromiter((r.get("start_far", -1) for _, _, r in rp), np.int64, n)
     known = np.fromiter(("start_far" in r for _, _, r in rp), bool, n)
+    # Span of the doublet a candidate's window was resolved into (-1: none).
+    res = [r.get("resolved") or (-1, -1) for _, _, r in rp]
+    res_lo = np.fromiter((a for a, _ in res), np.int64, n)
+    res_hi = np.fromiter((b for _, b in res), np.int64, n)
     me = ix.by_key[np.searchsorted(ix.k_sorted, key)]  # each key is a recent candidate
     # Cut in two: same-site candidates whose peaks are close enough to overlap.
     reach = st.max_pot_n + st.half_n
     lo = np.searchsorted(ix.k_sorted, key - reach, side="left")
     hi = np.searchsorted(ix.k_sorted, key + reach, side="right")
     pairs = []
+    maybe = []  # grid pairs close enough to be one potential, if on shared electrodes
+    grid = np.array([len(c) >= GRID_MIN_CHANNELS for c in st.site_chs])[ix.sites]
+    half_pot = int(round(POTENTIAL_MS / 2 * st.fs / 1000.0))
     for o in range(int((hi - lo).max(initial=0))):
         ok = np.flatnonzero(lo + o < hi)
         j, m = ix.by_key[lo[ok] + o], me[ok]
         # one potential: the later one's onset at or before the earlier one's
         later_j = ix.peaks[j] > ix.peaks[m]
         overlap = np.where(later_j, start[j] <= start[m], start[m] <= start[j])
+        overlap |= (res_lo[j] <= ix.peaks[m]) & (ix.peaks[m] < res_hi[j])
         overlap &= (j != m) & known[j] & known[m]
         larger = (ix.amps[j] > ix.amps[m]) | (
             (ix.amps[j] == ix.amps[m]) & (ix.peaks[j] < ix.peaks[m])
         )
         hit = np.flatnonzero(overlap & larger)
         pairs += zip(ok[hit].tolist(), j[hit].tolist(), m[hit].tolist(), strict=True)
+        near = (j != m) & known[j] & known[m] & larger & ~overlap & grid[m]
+        near &= np.abs(ix.peaks[j] - ix.peaks[m]) <= half_pot
+        hit = np.flatnonzero(near)
+        maybe += zip(ok[hit].tolist(), j[hit].tolist(), m[hit].tolist(), strict=True)
+    # Grids: a potential's first phase may cross the threshold on one electrode
+    # and its main phase, a few ms later (conduction), on others: two candidates
+    # whose onsets, each measured on its own best electrode, do not overlap.
+    # Peaks less than half a potential apart on shared electrodes are one
+    # potential (two potentials there overlap too much to be told apart).
+    for i, j, m in maybe:
+        if _same_place(st, rp[j][2], rp[m][2]):
+            pairs.append((i, j, m))
     for i, j, m in pairs:  # rare: a few per minute
         lag = abs(int(ix.peaks[j] - ix.peaks[m]))
-        if not shadowed[i] and not (
+        if shadowed[i]:
+            continue
+        # A larger candidate already resolved into both discharges of a doublet
+        # stands for both: a smaller one within it is one of them found again (on a
+        # grid, from another electrode, a few ms off: both were counted twice).
+        if res_lo[j] <= ix.peaks[m] < res_hi[j] or not (
             _repeats(rp[m][2]["near_wave"], lag) and _repeats(rp[j][2]["near_wave"], lag)
         ):
             shadowed[i] = True
@@ -1781,6 +1936,9 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
         ok = np.flatnonzero(lo + o < hi)
         j, m = order[lo[ok] + o], me[ok]
         apart = start[m] > src_start[j]  # not the same potential (as above)
+        # ... nor a discharge of the doublet this candidate was resolved into
+        src_pk = srcs[j, 0].astype(np.int64)
+        apart &= ~((res_lo[m] <= src_pk) & (src_pk < res_hi[m]))
         lag = key[ok] - src_k[lo[ok] + o]
         bound[ok] = np.maximum(bound[ok], np.where(apart, amp[j] * env[lag], 0.0))
     # Noise rides on the ringing, but only matters where the ringing with a
@@ -1792,6 +1950,25 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     reach = bound / 2 + 2 * sd >= thr
     bound = np.where(reach, bound + RING_NOISE_PP_SD * sd, bound)
     return shadowed, bound
+
+
+def _same_place(st: PipelineState, a: dict, b: dict) -> bool:
+    """Do two grid candidates lie under the same electrodes?
+
+    Each one's waveform is carried, beyond the noise, by the other's largest
+    electrode (``field``, from ``_grid_tests``; the same bound as the support
+    test), or they share an electrode that saw them.
+    """
+    if set(a.get("channels", ())) & set(b.get("channels", ())):
+        return True
+    fa, fb = a.get("field"), b.get("field")
+    if fa is None or fb is None:
+        return False
+    chs = st.site_chs[a["site_i"]]
+    bound = support_bound(len(chs), max(1, int(round(SUPPORT_LAG_MS * st.fs / 1000.0))))
+    slot_a = int(np.searchsorted(chs, a["best_ch"]))
+    slot_b = int(np.searchsorted(chs, b["best_ch"]))
+    return bool(fa[slot_b] >= bound or fb[slot_a] >= bound)
 
 
 _SITE_KEY = np.int64(2**40)  # site * _SITE_KEY + sample orders candidates by site, then time
@@ -1846,6 +2023,29 @@ def _far_field(st: PipelineState, tab: NDArray, peak: NDArray) -> NDArray:
     proj = np.einsum("nkl,nl->nk", w, m) / np.where(norm > 0, norm, 1.0)[:, None]
     top = proj.max(axis=1)
     return (norm > 0) & (np.percentile(proj, 25, axis=1) >= FAR_FIELD_RATIO * top)
+
+
+GRID_MIN_CHANNELS = 8  # a site with this many electrodes is a grid (as the far-field test)
+SUPPORT_HALF_MS = POTENTIAL_MS / 2  # the candidate's waveform: its peak +- this
+SUPPORT_LAG_MS = 3.0  # conduction across one electrode spacing (<= 10 mm at >= 3.5 m/s)
+
+
+def _grid_tests(st: PipelineState, tab: NDArray, peak: NDArray, best: NDArray) -> tuple:
+    """(lone noise crossing, far field with any sign) of grid candidates (grid.py).
+
+    ``tab``: (n, k) electrodes of each candidate's site, ``best``: slot of its
+    largest electrode.  Reads the same windows as ``_far_field``.
+    """
+    n, k = tab.shape
+    w = _gather(st, tab.ravel(), np.repeat(peak, k) - st.half_n, 2 * st.half_n)
+    w = w.reshape(n, k, -1)
+    sd = _sd_matrix(st, peak)[tab, np.arange(n)[:, None]]
+    ms = st.fs / 1000.0
+    half = max(1, int(round(SUPPORT_HALF_MS * ms)))
+    lag = max(1, int(round(SUPPORT_LAG_MS * ms)))
+    sd_b = sd[np.arange(n), best]
+    thr = np.maximum(st.cfg.fasc_threshold_sd * sd_b, st.cfg.fasc_floor_uv)
+    return grid_tests(w, sd, best, half, lag, thr)
 
 
 def _outsizes_beat(p: dict) -> bool:
@@ -2058,6 +2258,8 @@ def _decide(st: PipelineState, final: bool) -> None:
             continue
         if cov:
             continue  # inside sustained activity: not a fasciculation, not counted
+        if p.get("lone"):
+            continue  # a grid's noise crossing on one electrode (_grid_tests): no potential
         if ring_lim[i] > p["amplitude_uv"]:
             continue  # a phase or the ringing of a larger potential next to it: same potential
         reason = None

@@ -370,7 +370,12 @@ def _reanchor(tr: CardiacTracker, peak: int, fid: int, w: NDArray, lag: int, c: 
 
 
 def classify(
-    tr: CardiacTracker, peak: int, w: NDArray, fs: float, refs: list | None = None
+    tr: CardiacTracker,
+    peak: int,
+    w: NDArray,
+    fs: float,
+    refs: list | None = None,
+    learn: bool = True,
 ) -> bool:
     """True if the potential at ``peak`` belongs to the cardiac rhythm; updates ``tr``.
 
@@ -384,7 +389,9 @@ def classify(
     similar shape firing at about the heart rate can otherwise hold a site's
     tracker (a lock needs only three regular potentials, and missed beats
     widen the timing window).  A steady site is not overruled, so one beat
-    taken wrongly elsewhere does not spread.
+    taken wrongly elsewhere does not spread.  With ``learn=False`` the
+    potential is only judged against a rhythm already locked: it never
+    starts one (a grid's local potentials, see ``core._may_start_rhythm``).
     """
     if tr.locked and peak - tr.last > MAX_MISSED * tr.rr + _lag(fs):
         _unlock(tr)
@@ -406,6 +413,8 @@ def classify(
             return True
         if k == 0 and tr.prev is not None and _reanchor(tr, peak, fid, w, lag, c):
             return True
+        return False
+    if not learn:
         return False
     tr.history.append((peak, w))
     tr.history = [h for h in tr.history if peak - h[0] <= 3 * RR_MAX_S * fs][-12:]
