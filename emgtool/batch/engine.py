@@ -425,8 +425,8 @@ def _run_locked(
     _clean_tmp(out / TMP_DIR)
     result = BatchResult(out_dir=out)
     global_kw = input_kwargs
-    # The driver mostly waits while workers compute: load the plotting and Parquet
-    # libraries for the cohort outputs meanwhile (a second saved at the end).
+    # The driver mostly waits while workers compute: load the Parquet library for
+    # the cohort outputs meanwhile (its figures are SVG text, without matplotlib).
     threading.Thread(target=_preload, daemon=True, name="emgtool-preload").start()
     clock = _Clock(result.timings, t0)  # 'start' includes finding the inputs
 
@@ -674,7 +674,7 @@ def _note_task(result: BatchResult, res: object) -> None:
 def _preload() -> None:
     import importlib
 
-    for name in ("matplotlib.figure", "matplotlib.backends.backend_agg", "pyarrow.parquet"):
+    for name in ("pyarrow.parquet",):
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - only a head start; the real import reports errors

@@ -257,7 +257,9 @@ def test_cohort_outputs(recordings, tmp_path):
         site = next(s for s in summ["sites"] if (s["site"], s["side"]) == (r["site"], r["side"]))
         assert site["fasciculation_count"] == r["fasciculation_count"]
     html = (out / "cohort.html").read_text()
-    assert html.count("data:image/png;base64,") == 4
+    # rate per site, per region, spread patterns, pattern per subject: inline SVG
+    assert html.count("<svg ") == html.count("</svg>") == 4
+    assert html.count("<circle ") == 2 * 3 * 4  # one dot per recording x site, twice
     assert "http://" not in html and "https://" not in html  # self-contained
     assert (out / "failures.tsv").read_text().startswith("path\tfile_sha256\tstatus")
 
