@@ -187,6 +187,20 @@ WORKER_ENV = {
 }
 
 
+#: Dask configuration of the local cluster that trims its own background CPU.
+#: With the dashboard off nobody reads the statistical profiler's samples (a thread
+#: walking each worker's stack every 10 ms), the 20-ms event-loop latency ticks or
+#: the 0.5-s system monitor.  Idle, the scheduler and nannies (in the driver) and
+#: the workers used 4.8 % + 2 x 3.6 % of a core, and 1.5 % + 2 x 0.7 % with these:
+#: on a machine where the workers use every core, that time came out of the files.
+#: Memory limits and the nanny's watch for a dead worker are unchanged.
+QUIET_CLUSTER = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+}
+
+
 @contextmanager
 def _spawn_env(env: dict[str, str]):
     """Set ``env`` in this process while worker processes are spawned, then restore it.
@@ -258,7 +272,11 @@ def _dask_pool(
             # when a nanny restarts a killed worker), before they import numpy.
             stack.enter_context(_spawn_env(WORKER_ENV))
             with dask.config.set(
-                {"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": True}
+                {
+                    "distributed.scheduler.allowed-failures": 0,
+                    "distributed.worker.daemon": True,
+                    **QUIET_CLUSTER,
+                }
             ):
                 cluster = LocalCluster(
                     n_workers=n,
