@@ -275,6 +275,11 @@ def _dask_pool(
                 {
                     "distributed.scheduler.allowed-failures": 0,
                     "distributed.worker.daemon": True,
+                    # One file per worker at a time (Dask's default 1.1 x threads sends a
+                    # single-threaded worker 2): the files left at the end go to whichever
+                    # worker is free first, instead of waiting behind another worker's
+                    # file while this one idles; a killed worker takes 1 file down, not 2.
+                    "distributed.scheduler.worker-saturation": 1.0,
                     **QUIET_CLUSTER,
                 }
             ):
