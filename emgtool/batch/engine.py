@@ -470,19 +470,7 @@ def _run_locked(
     clock = _Clock(result.timings, t0)  # 'start' includes finding the inputs
 
     with Catalog(out / "catalog.sqlite") as cat, ExitStack() as cluster:
-        pool = cluster.enter_context(
-            _pool(
-                engine,
-                workers=workers,
-                scheduler=scheduler,
-                scheduler_file=scheduler_file,
-                scratch=out / TMP_DIR / "dask",
-                debug=debug,
-                analyze=analyze,
-            )
-        )
-        clock.lap("start")
-        # 1. content hashes: fast skip by (path, size, mtime_ns), else hash on the workers
+        # 1. content hashes: fast skip by (path, size, mtime_ns), else hash
         shas: dict[Path, str] = {}
         sizes: dict[Path, int] = {}
         to_hash: list[Item] = []
@@ -498,17 +486,44 @@ def _run_locked(
                 shas[it.path] = sha
             else:
                 to_hash.append(it)
+        # The driver hashes while the cluster starts (seconds in which it only waits);
+        # what is left when the workers are ready is hashed on the workers.
+        hasher = _Hasher([str(it.path) for it in to_hash]) if engine == "dask" else None
+        try:
+            pool = cluster.enter_context(
+                _pool(
+                    engine,
+                    workers=workers,
+                    scheduler=scheduler,
+                    scheduler_file=scheduler_file,
+                    scratch=out / TMP_DIR / "dask",
+                    debug=debug,
+                    analyze=analyze,
+                )
+            )
+        finally:
+            hashed = hasher.stop() if hasher else {}
+        clock.lap("start")
         fresh = []
-        hbar = _progress(len(to_hash), progress, desc="hashing")
-        for i, h in pool.map_unordered(hash_file, [str(it.path) for it in to_hash]):
-            it = to_hash[i]
-            hbar.update(1)
+
+        def note_hash(it: Item, h) -> None:
             if isinstance(h, Exception) or "error" in h:
                 reason = str(h) if isinstance(h, Exception) else h["error"]
                 result.failures.append(_failure(it.path, "", "error", 1, reason))
-                continue
+                return
             shas[it.path] = h["sha256"]
             fresh.append((str(it.path), h["size_bytes"], h["mtime_ns"], h["sha256"]))
+
+        left = []
+        for it in to_hash:
+            if str(it.path) in hashed:
+                note_hash(it, hashed[str(it.path)])
+            else:
+                left.append(it)
+        hbar = _progress(len(left), progress, desc="hashing")
+        for i, h in pool.map_unordered(hash_file, [str(it.path) for it in left]):
+            hbar.update(1)
+            note_hash(left[i], h)
         hbar.close()
         cat.remember_files(fresh)
         clock.lap("hash")
@@ -667,6 +682,34 @@ def _run_locked(
     clock.lap("stop")
     result.seconds = time.perf_counter() - t0
     return result
+
+
+class _Hasher:
+    """Hash files in a driver thread until :meth:`stop` (used while the cluster starts).
+
+    hashlib and file reads release the GIL, so the thread does not hold up the
+    scheduler and nannies that run in the driver's event loop meanwhile.
+    """
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+        self.results: dict[str, dict] = {}
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="emgtool-hash")
+        self.thread.start()
+
+    def _run(self) -> None:
+        for p in self.paths:
+            h = hash_file(p, stop=self._stop)
+            if h is None:  # stopped halfway through this file
+                return
+            self.results[p] = h
+
+    def stop(self) -> dict[str, dict]:
+        """Stop (within one block of reading) and return ``{path: hash_file(path)}`` so far."""
+        self._stop.set()
+        self.thread.join()
+        return self.results
 
 
 class _InBackground:

@@ -328,3 +328,19 @@ def test_largest_files_run_first_and_phases_are_timed(tmp_path, monkeypatch):
     # they were (one thread per file is for Dask workers, where files run in parallel).
     assert {t.split()[0] for t in call_threads(log)} == {"emgtool=-"}
     assert "EMGTOOL_NUM_THREADS" not in os.environ
+
+
+def test_hash_file_stops_between_blocks(recordings, tmp_path):
+    import threading
+
+    from emgtool.batch.engine import _Hasher
+    from emgtool.batch.tasks import hash_file
+
+    paths = [str(p) for p in recordings(2)]
+    stop = threading.Event()
+    stop.set()
+    assert hash_file(paths[0], stop=stop) is None
+    assert "error" in hash_file(str(tmp_path / "missing.edf"))
+    h = _Hasher(paths)
+    h.thread.join()
+    assert h.stop() == {p: hash_file(p) for p in paths}
