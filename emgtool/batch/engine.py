@@ -202,7 +202,7 @@ WORKER_ENV = {
 #: With the dashboard off nobody reads the statistical profiler's samples (a thread
 #: walking each worker's stack every 10 ms), the 20-ms event-loop latency ticks or
 #: the 0.5-s system monitor.  Idle, the scheduler and nannies (in the driver) and
-#: the workers used 4.8 % + 2 x 3.6 % of a core, and 1.5 % + 2 x 0.7 % with these:
+#: the workers used 4.8 % + 2 x 3.6 % of a core, and 1.5 % + 2 x 0.8 % with these:
 #: on a machine where the workers use every core, that time came out of the files.
 #: Memory limits and the nanny's watch for a dead worker are unchanged.
 QUIET_CLUSTER = {

@@ -256,7 +256,20 @@ def test_hashes_from_the_driver_and_the_workers_combine(recordings, tmp_path, mo
 
     monkeypatch.setattr(engine._Hasher, "stop", stop_after_one)
     out = tmp_path / "out"
-    res = run_batch([tmp_path / "data"], out, workers=1, analyze=FAKE)
+    seen = {}
+
+    def on_result(pool, n):
+        # the local cluster's workers got the quick-exit plugin (_plugins.py)
+        seen.update(pool.client.run(_quick_exit_registered))
+
+    res = run_batch([tmp_path / "data"], out, workers=1, analyze=FAKE, on_result=on_result)
     assert (res.done, res.failed) == (3, 0), res.failures
+    assert list(seen.values()) == [True]
     want = sorted(hash_file(str(f))["sha256"] for f in files)
     assert sorted(r["file_sha256"] for r in catalog_rows(out)) == want
+
+
+def _quick_exit_registered() -> bool:
+    from emgtool.batch import _plugins
+
+    return _plugins._registered
