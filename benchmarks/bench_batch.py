@@ -283,6 +283,8 @@ def doc_block(result: dict) -> str:
         f"median {s['ceiling_median']:.2f}x "
         f"(range {min(result['cpu_speedup_ceiling_2_vs_1']):.2f}–"
         f"{max(result['cpu_speedup_ceiling_2_vs_1']):.2f}x).\n"
+        f"- Other processes used up to {_fmt(_busy_runs(s))} CPUs during the batches "
+        f"(more than {MAX_OTHER_LOAD:g}: the run was disturbed).\n"
         f"- With these fixed costs and two free CPUs for the parallel part, the best "
         f"possible speed-up would be {s['ideal_speedup_for_these_fixed_costs']:.2f}x.\n\n"
         f"{DOC_END}"
