@@ -60,6 +60,9 @@ TARGET = 1.7
 #: Below this machine ceiling (2 plain busy processes vs 1), two workers cannot
 #: get two CPUs' worth of time, and the target cannot be judged on that run.
 IDLE_CEILING = 1.8
+#: Above this many CPUs used by other processes during a batch, the run was
+#: disturbed and a missed target is not judged.
+MAX_OTHER_LOAD = 0.15
 #: Phases of the fixed, serial part of a batch (see BatchResult.timings).
 FIXED = ("start", "plan", "outputs", "stop")
 #: Phases that run on the workers.
@@ -88,9 +91,11 @@ def run_once(data: Path, workers: int, analyze: str | None) -> dict:
     kw = {"analyze": analyze} if analyze else {}
     n_files = len(list(data.glob("*.edf")))
     try:
+        busy0, ours0 = _machine_busy_s(), _own_cpu_s()
         t0 = time.perf_counter()
         res = run_batch([data], out, workers=workers, **kw)
         wall = time.perf_counter() - t0
+        busy, ours = _machine_busy_s(), _own_cpu_s()
     finally:
         shutil.rmtree(out, ignore_errors=True)
     if res.failed or res.done != n_files:
@@ -111,7 +116,30 @@ def run_once(data: Path, workers: int, analyze: str | None) -> dict:
         "worker_warmup_s": warmups,
         # CPUs' worth of time the workers got while analysing (ideal: = workers)
         "cpus_used_in_run": sum(t["cpu_s"] for t in tasks) / run_s if run_s else None,
+        # CPUs' worth of time that other processes of the machine used during this
+        # batch (all CPU time the kernel counted, minus the driver's and its worker
+        # processes'): near 0 on an idle machine.
+        "other_load_cpus": (
+            max(0.0, (busy - busy0) - (ours - ours0)) / wall if busy is not None else None
+        ),
     }
+
+
+def _machine_busy_s() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (Linux /proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait
+    ticks = [int(v) for v in fields[:8]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds of this process and of its finished children (the worker processes)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _busy(seconds: float) -> None:
@@ -172,6 +200,10 @@ def summarise(runs: dict[int, list[dict]], ceilings: list[float], n_files: int) 
             "median_cpu_s_per_file": _med(sum(r["task_cpu_s"]) / n_files for r in rs),
             "median_worker_warmup_s": _med(x for r in rs for x in r["worker_warmup_s"]),
             "median_cpus_used_in_run": _med(r["cpus_used_in_run"] for r in rs),
+            "max_other_load_cpus": max(
+                (r["other_load_cpus"] for r in rs if r["other_load_cpus"] is not None),
+                default=None,
+            ),
         }
     one, two = out["1"], out["2"]
     speedups = [a["wall_s"] / b["wall_s"] for a, b in zip(runs[1], runs[2], strict=True)]
@@ -251,10 +283,23 @@ def doc_block(result: dict) -> str:
         f"median {s['ceiling_median']:.2f}x "
         f"(range {min(result['cpu_speedup_ceiling_2_vs_1']):.2f}–"
         f"{max(result['cpu_speedup_ceiling_2_vs_1']):.2f}x).\n"
+        f"- Other processes used up to {_fmt(_busy_runs(s))} CPUs during the batches "
+        f"(more than {MAX_OTHER_LOAD:g}: the run was disturbed).\n"
         f"- With these fixed costs and two free CPUs for the parallel part, the best "
         f"possible speed-up would be {s['ideal_speedup_for_these_fixed_costs']:.2f}x.\n\n"
         f"{DOC_END}"
     )
+
+
+def _fmt(v, d: int = 2) -> str:
+    return "–" if v is None else f"{v:.{d}f}"
+
+
+def _busy_runs(s: dict) -> float | None:
+    """The most CPUs other processes used during any timed batch."""
+    vals = [s[w].get("max_other_load_cpus") for w in ("1", "2")]
+    vals = [v for v in vals if v is not None]
+    return max(vals) if vals else None
 
 
 def _verdict(s: dict) -> str:
@@ -264,6 +309,14 @@ def _verdict(s: dict) -> str:
         return (
             f"not judged, the machine was busy (its own 2-process ceiling "
             f"{s['ceiling_median']:.2f}x); rerun on an idle machine"
+        )
+    other = _busy_runs(s)
+    if other is not None and other > MAX_OTHER_LOAD:
+        # The ceiling is measured between batches; a load that comes and goes can
+        # miss it and still take a CPU from the workers during a batch.
+        return (
+            f"not judged, other processes used up to {other:.2f} CPUs during the "
+            f"batches; rerun on an idle machine"
         )
     return "missed"
 
@@ -304,7 +357,8 @@ def main(argv: list[str] | None = None) -> dict:
                     f"repeat {r + 1}: {w} worker(s): {run['wall_s']:.1f} s "
                     f"(analysis phase {run['timings_s'].get('run', 0):.1f} s, "
                     f"CPU {sum(run['task_cpu_s']) / args.files:.2f} s/file, "
-                    f"workers got {run['cpus_used_in_run']:.2f} CPUs)",
+                    f"workers got {run['cpus_used_in_run']:.2f} CPUs; other processes "
+                    f"{_fmt(run['other_load_cpus'])} CPUs)",
                     flush=True,
                 )
             ceilings.append(cpu_speedup())
@@ -323,7 +377,9 @@ def main(argv: list[str] | None = None) -> dict:
         "target_speedup": TARGET,
         "meets_target": s["speedup_2_vs_1"] >= TARGET,
         "verdict": _verdict(s),
-        "machine_busy": s["ceiling_median"] < IDLE_CEILING,
+        "machine_busy": s["ceiling_median"] < IDLE_CEILING
+        or (_busy_runs(s) or 0.0) > MAX_OTHER_LOAD,
+        "max_other_load_cpus_during_batches": _busy_runs(s),
         "summary": s,
         "runs": {str(w): runs[w] for w in runs},
         "cpu_count": os.cpu_count(),

@@ -9,14 +9,14 @@ keys appear in the table without code changes here.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from emgtool.batch import _svg
 
 __all__ = [
     "rows_from_summary",
@@ -166,67 +166,27 @@ def write_failures(failures: list[dict], out_dir: Path) -> None:
 
 
 # --- HTML summary -----------------------------------------------------------
+# Figures are inline SVG (see _svg.py): no matplotlib in the driver at the end of a batch.
 
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _horizontal() -> dict:
-    import matplotlib
-
-    major, minor = (int(x) for x in matplotlib.__version__.split(".")[:2])
-    return {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
+def _figure(svg: str) -> str:
+    return f"<figure>{svg}</figure>"
 
 
 def _strip_plot(groups: dict[str, np.ndarray], title: str, xlabel: str) -> str:
-    from matplotlib.figure import Figure
-
-    names = list(groups)
-    fig = Figure(figsize=(7.5, max(2.0, 0.38 * len(names) + 1.2)))
-    ax = fig.add_subplot()
-    rng = np.random.default_rng(0)  # fixed jitter: the same data draws the same figure
-    for i, name in enumerate(names):
-        v = groups[name]
-        if v.size:
-            if v.size >= 3:
-                ax.boxplot(
-                    v,
-                    positions=[i],
-                    **_horizontal(),
-                    widths=0.6,
-                    showfliers=False,
-                    medianprops={"color": "#c0392b"},
-                )
-            ax.scatter(v, i + rng.uniform(-0.18, 0.18, v.size), s=14, alpha=0.7, color="#2c3e50")
-    ax.set_yticks(range(len(names)), names)
-    ax.set_ylim(-0.7, len(names) - 0.3)
-    ax.invert_yaxis()
-    ax.set_xlabel(xlabel)
-    ax.set_title(title)
-    ax.grid(axis="x", alpha=0.3)
-    return _png(fig)
+    return _svg.strip_plot(groups, title, xlabel)
 
 
 def _pattern_plot(per_rec: pd.DataFrame) -> str:
-    from matplotlib.figure import Figure
-
     order = ["none", "focal", "multifocal", "widespread"]
     counts = per_rec["spread_pattern"].fillna("n/a").astype(str).value_counts()
     labels = [p for p in order if p in counts] + sorted(p for p in counts.index if p not in order)
     subj = per_rec.groupby("spread_pattern")["subject"].nunique()
-    fig = Figure(figsize=(6.0, 2.8))
-    ax = fig.add_subplot()
-    x = np.arange(len(labels))
-    ax.bar(x - 0.2, [counts.get(p, 0) for p in labels], 0.4, label="recordings", color="#2980b9")
-    ax.bar(x + 0.2, [subj.get(p, 0) for p in labels], 0.4, label="subjects", color="#e67e22")
-    ax.set_xticks(x, labels)
-    ax.set_ylabel("count")
-    ax.set_title("Spread pattern")
-    ax.legend(frameon=False)
-    return _png(fig)
+    series = {
+        "recordings": [int(counts.get(p, 0)) for p in labels],
+        "subjects": [int(subj.get(p, 0)) for p in labels],
+    }
+    return _svg.bar_plot(labels, series, ["#2980b9", "#e67e22"], "Spread pattern", "count")
 
 
 def _table(df: pd.DataFrame) -> str:
@@ -253,34 +213,26 @@ _PATTERN_COLOURS = {
 
 def _pattern_grid(per_rec: pd.DataFrame) -> str | None:
     """Subjects × sessions, each cell coloured by the spread pattern (and the regions)."""
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
-
     subjects = sorted(per_rec["subject"].astype(str).unique())
     sessions = sorted(per_rec["session"].fillna("").astype(str).unique())
     if len(subjects) > 80:
         return None  # a table says more than an unreadable figure
-    fig = Figure(figsize=(1.6 + 1.5 * len(sessions), 0.8 + 0.32 * len(subjects)))
-    ax = fig.add_subplot()
+    cells = []
     for _, r in per_rec.iterrows():
         i = subjects.index(str(r["subject"]))
         j = sessions.index("" if pd.isna(r["session"]) else str(r["session"]))
         pat = str(r.get("spread_pattern", "n/a"))
-        ax.add_patch(Rectangle((j, i), 0.96, 0.92, color=_PATTERN_COLOURS.get(pat, "#bdc3c7")))
         n_reg = r.get("spread_n_regions_with_fasciculations")
         label = pat if pd.isna(n_reg) else f"{pat} ({int(n_reg)})"
-        ax.text(j + 0.48, i + 0.46, label, ha="center", va="center", fontsize=8)
-    ax.set_xlim(0, len(sessions))
-    ax.set_ylim(len(subjects), 0)
-    ax.set_xticks([j + 0.48 for j in range(len(sessions))], [s or "-" for s in sessions])
-    ax.set_yticks([i + 0.46 for i in range(len(subjects))], subjects)
-    ax.set_xlabel("session")
-    ax.set_ylabel("subject")
-    ax.set_title("Spread pattern per subject and session (number of regions)")
-    for side in ("top", "right", "bottom", "left"):
-        ax.spines[side].set_visible(False)
-    ax.tick_params(length=0)
-    return _png(fig)
+        cells.append((i, j, _PATTERN_COLOURS.get(pat, "#bdc3c7"), label))
+    return _svg.grid_plot(
+        subjects,
+        [s or "-" for s in sessions],
+        cells,
+        "Spread pattern per subject and session (number of regions)",
+        "session",
+        "subject",
+    )
 
 
 def write_html(df: pd.DataFrame, failures: list[dict], out_dir: Path, *, counts: dict) -> None:
@@ -301,12 +253,10 @@ def write_html(df: pd.DataFrame, failures: list[dict], out_dir: Path, *, counts:
         by_site = {k: g["_rate"].to_numpy() for k, g in s.groupby("_site", sort=True)}
         by_region = {k: g["_rate"].to_numpy() for k, g in s.groupby("region", sort=True)}
         parts.append("<h2>Fasciculation rate per site</h2>")
-        parts.append(
-            f'<img alt="rate per site" src="{_strip_plot(by_site, "Rate per site", "fasciculations / min")}">'
-        )
+        parts.append(_figure(_strip_plot(by_site, "Rate per site", "fasciculations / min")))
         parts.append("<h2>Fasciculation rate per region</h2>")
         parts.append(
-            f'<img alt="rate per region" src="{_strip_plot(by_region, "Rate per region (all sites)", "fasciculations / min")}">'
+            _figure(_strip_plot(by_region, "Rate per region (all sites)", "fasciculations / min"))
         )
         stats = (
             s.groupby(["region", "_site"])["_rate"]
@@ -325,10 +275,10 @@ def write_html(df: pd.DataFrame, failures: list[dict], out_dir: Path, *, counts:
     if len(df) and "spread_pattern" in df.columns:
         per_rec = df.drop_duplicates(["subject", "session", "file_sha256"])
         parts.append("<h2>Spread patterns across subjects</h2>")
-        parts.append(f'<img alt="spread patterns" src="{_pattern_plot(per_rec)}">')
+        parts.append(_figure(_pattern_plot(per_rec)))
         grid = _pattern_grid(per_rec)
         if grid:
-            parts.append(f'<img alt="spread pattern per subject and session" src="{grid}">')
+            parts.append(_figure(grid))
         cols = [
             c
             for c in (
@@ -363,7 +313,7 @@ def write_html(df: pd.DataFrame, failures: list[dict], out_dir: Path, *, counts:
         "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;font-size:13px;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}"
-        "img{max-width:100%}.note{color:#a04000}"
+        "figure{margin:1em 0}figure svg{max-width:100%;height:auto}.note{color:#a04000}"
     )
     doc = (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"

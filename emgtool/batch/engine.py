@@ -159,18 +159,55 @@ class _DaskPool:
             fut.release()
 
 
-def _worker_ready(analyze: str) -> str:
+#: Modules the default analysis imports on first use (the report's figures, the
+#: clustering of waveform shapes).  A worker imports them at start with the rest:
+#: with the collector off and then frozen, a worker's start-up and first 4 files
+#: took 9.37 s of CPU instead of 9.90 s.  Only a head start: one that fails to
+#: import here is left to the analysis itself to report.
+DEFAULT_ANALYZE_LATER = ("emgtool.report.html", "sklearn.decomposition", "sklearn.mixture")
+
+
+def _import_quietly(names) -> None:
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
+def _worker_ready(analyze: str, freeze: bool = False) -> str:
     """On each worker at start: its emgtool version, after importing the analysis.
 
     Importing the analysis here (in parallel on all workers, before any file is
     submitted) makes a worker that cannot run it fail the batch at once with a
     clear message, instead of every file being recorded as an error; and the
     workers' start-up, imports included, is over before the files are timed.
+    ``freeze`` (the local cluster's own, fresh workers): move everything loaded
+    so far out of the garbage collector's sight (:func:`gc.freeze`).
     """
-    import emgtool
-    from emgtool.batch import cohort, tasks  # noqa: F401 - what run_one needs
+    import gc
 
-    tasks._resolve(analyze)
+    # The imports (SciPy, pandas, numba, ...) allocate hundreds of thousands of
+    # long-lived objects; the collector's passes over them are wasted work
+    # (~10 % of the import time, in every worker at every start), and so are the
+    # later full collections that walk them again during the files (the first two
+    # files of a worker took 0.15-0.2 s less CPU each once they were frozen).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        import emgtool
+        from emgtool.batch import cohort, tasks  # noqa: F401 - what run_one needs
+
+        tasks._resolve(analyze)
+        if analyze == DEFAULT_ANALYZE:
+            _import_quietly(DEFAULT_ANALYZE_LATER)
+        if freeze:
+            gc.freeze()
+    finally:
+        if was_enabled:
+            gc.enable()
     return emgtool.__version__
 
 
@@ -184,6 +221,23 @@ WORKER_ENV = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
+}
+
+
+#: Dask configuration of the local cluster that trims its own background CPU.
+#: With the dashboard off nobody reads the statistical profiler's samples (a thread
+#: walking each worker's stack every 10 ms), the 20-ms event-loop latency ticks or
+#: the 0.5-s system monitor.  The memory limits are checked every second instead of
+#: every 0.1 s (a worker past 95 % of its share is still restarted, up to a second
+#: later; the operating system's out-of-memory killer remains a handled crash).
+#: Idle, the scheduler and nannies (in the driver) and the workers used
+#: 4.8 % + 2 x 3.6 % of a core, and 0.7 % + 2 x 0.4 % with these: on a machine
+#: where the workers use every core, that time came out of the files.
+QUIET_CLUSTER = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
 }
 
 
@@ -258,7 +312,16 @@ def _dask_pool(
             # when a nanny restarts a killed worker), before they import numpy.
             stack.enter_context(_spawn_env(WORKER_ENV))
             with dask.config.set(
-                {"distributed.scheduler.allowed-failures": 0, "distributed.worker.daemon": True}
+                {
+                    "distributed.scheduler.allowed-failures": 0,
+                    "distributed.worker.daemon": True,
+                    # One file per worker at a time (Dask's default 1.1 x threads sends a
+                    # single-threaded worker 2): the files left at the end go to whichever
+                    # worker is free first, instead of waiting behind another worker's
+                    # file while this one idles; a killed worker takes 1 file down, not 2.
+                    "distributed.scheduler.worker-saturation": 1.0,
+                    **QUIET_CLUSTER,
+                }
             ):
                 cluster = LocalCluster(
                     n_workers=n,
@@ -274,8 +337,13 @@ def _dask_pool(
                     env=WORKER_ENV,  # wins over a "distributed.nanny.environ" config
                 )
                 client = Client(cluster)
+            from emgtool.batch._plugins import QuickExit
+
+            # Worker processes exit in ~0.2 s instead of 0.5-1 s (see _plugins.py): the
+            # batch waits for them at its end.
+            client.register_plugin(QuickExit())
         try:
-            versions = client.run(_worker_ready, analyze)
+            versions = client.run(_worker_ready, analyze, cluster is not None)
         except Exception as e:  # noqa: BLE001
             client.close()
             raise EmgtoolError(
@@ -425,25 +493,13 @@ def _run_locked(
     _clean_tmp(out / TMP_DIR)
     result = BatchResult(out_dir=out)
     global_kw = input_kwargs
-    # The driver mostly waits while workers compute: load the plotting and Parquet
-    # libraries for the cohort outputs meanwhile (a second saved at the end).
+    # The driver mostly waits while workers compute: load the Parquet library for
+    # the cohort outputs meanwhile (its figures are SVG text, without matplotlib).
     threading.Thread(target=_preload, daemon=True, name="emgtool-preload").start()
     clock = _Clock(result.timings, t0)  # 'start' includes finding the inputs
 
     with Catalog(out / "catalog.sqlite") as cat, ExitStack() as cluster:
-        pool = cluster.enter_context(
-            _pool(
-                engine,
-                workers=workers,
-                scheduler=scheduler,
-                scheduler_file=scheduler_file,
-                scratch=out / TMP_DIR / "dask",
-                debug=debug,
-                analyze=analyze,
-            )
-        )
-        clock.lap("start")
-        # 1. content hashes: fast skip by (path, size, mtime_ns), else hash on the workers
+        # 1. content hashes: fast skip by (path, size, mtime_ns), else hash
         shas: dict[Path, str] = {}
         sizes: dict[Path, int] = {}
         to_hash: list[Item] = []
@@ -459,17 +515,44 @@ def _run_locked(
                 shas[it.path] = sha
             else:
                 to_hash.append(it)
+        # The driver hashes while the cluster starts (seconds in which it only waits);
+        # what is left when the workers are ready is hashed on the workers.
+        hasher = _Hasher([str(it.path) for it in to_hash]) if engine == "dask" else None
+        try:
+            pool = cluster.enter_context(
+                _pool(
+                    engine,
+                    workers=workers,
+                    scheduler=scheduler,
+                    scheduler_file=scheduler_file,
+                    scratch=out / TMP_DIR / "dask",
+                    debug=debug,
+                    analyze=analyze,
+                )
+            )
+        finally:
+            hashed = hasher.stop() if hasher else {}
+        clock.lap("start")
         fresh = []
-        hbar = _progress(len(to_hash), progress, desc="hashing")
-        for i, h in pool.map_unordered(hash_file, [str(it.path) for it in to_hash]):
-            it = to_hash[i]
-            hbar.update(1)
+
+        def note_hash(it: Item, h) -> None:
             if isinstance(h, Exception) or "error" in h:
                 reason = str(h) if isinstance(h, Exception) else h["error"]
                 result.failures.append(_failure(it.path, "", "error", 1, reason))
-                continue
+                return
             shas[it.path] = h["sha256"]
             fresh.append((str(it.path), h["size_bytes"], h["mtime_ns"], h["sha256"]))
+
+        left = []
+        for it in to_hash:
+            if str(it.path) in hashed:
+                note_hash(it, hashed[str(it.path)])
+            else:
+                left.append(it)
+        hbar = _progress(len(left), progress, desc="hashing")
+        for i, h in pool.map_unordered(hash_file, [str(it.path) for it in left]):
+            hbar.update(1)
+            note_hash(left[i], h)
         hbar.close()
         cat.remember_files(fresh)
         clock.lap("hash")
@@ -630,6 +713,34 @@ def _run_locked(
     return result
 
 
+class _Hasher:
+    """Hash files in a driver thread until :meth:`stop` (used while the cluster starts).
+
+    hashlib and file reads release the GIL, so the thread does not hold up the
+    scheduler and nannies that run in the driver's event loop meanwhile.
+    """
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+        self.results: dict[str, dict] = {}
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="emgtool-hash")
+        self.thread.start()
+
+    def _run(self) -> None:
+        for p in self.paths:
+            h = hash_file(p, stop=self._stop)
+            if h is None:  # stopped halfway through this file
+                return
+            self.results[p] = h
+
+    def stop(self) -> dict[str, dict]:
+        """Stop (within one block of reading) and return ``{path: hash_file(path)}`` so far."""
+        self._stop.set()
+        self.thread.join()
+        return self.results
+
+
 class _InBackground:
     """Run ``fn()`` in a thread; :meth:`join` waits and re-raises its exception."""
 
@@ -674,7 +785,7 @@ def _note_task(result: BatchResult, res: object) -> None:
 def _preload() -> None:
     import importlib
 
-    for name in ("matplotlib.figure", "matplotlib.backends.backend_agg", "pyarrow.parquet"):
+    for name in ("pyarrow.parquet",):
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - only a head start; the real import reports errors

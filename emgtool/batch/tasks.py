@@ -16,6 +16,7 @@ import importlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 import warnings
@@ -34,13 +35,18 @@ TMP_DIR = ".tmp"
 _BLOCK = 1 << 20
 
 
-def hash_file(path: str) -> dict:
-    """``{path, sha256, size_bytes, mtime_ns}`` of a file, or ``{path, error}``."""
+def hash_file(path: str, stop: threading.Event | None = None) -> dict | None:
+    """``{path, sha256, size_bytes, mtime_ns}`` of a file, or ``{path, error}``.
+
+    With ``stop``: None as soon as it is set (checked between blocks).
+    """
     try:
         st = os.stat(path)
         h = hashlib.sha256()
         with open(path, "rb") as f:
             while block := f.read(_BLOCK):
+                if stop is not None and stop.is_set():
+                    return None
                 h.update(block)
         return {
             "path": path,

@@ -238,3 +238,38 @@ def test_external_scheduler_on_loopback(recordings, tmp_path):
                 p.wait(15)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def test_hashes_from_the_driver_and_the_workers_combine(recordings, tmp_path, monkeypatch):
+    # The driver hashes while the cluster starts; files it has not reached by then are
+    # hashed on the workers.  Force the split: the driver keeps only its first file.
+    from emgtool.batch import engine
+    from emgtool.batch.tasks import hash_file
+
+    files = recordings(3)
+    real_stop = engine._Hasher.stop
+
+    def stop_after_one(self):
+        self.thread.join()
+        got = real_stop(self)
+        return {p: got[p] for p in self.paths[:1]}
+
+    monkeypatch.setattr(engine._Hasher, "stop", stop_after_one)
+    out = tmp_path / "out"
+    seen = {}
+
+    def on_result(pool, n):
+        # the local cluster's workers got the quick-exit plugin (_plugins.py)
+        seen.update(pool.client.run(_quick_exit_registered))
+
+    res = run_batch([tmp_path / "data"], out, workers=1, analyze=FAKE, on_result=on_result)
+    assert (res.done, res.failed) == (3, 0), res.failures
+    assert list(seen.values()) == [True]
+    want = sorted(hash_file(str(f))["sha256"] for f in files)
+    assert sorted(r["file_sha256"] for r in catalog_rows(out)) == want
+
+
+def _quick_exit_registered() -> bool:
+    from emgtool.batch import _plugins
+
+    return _plugins._registered

@@ -257,7 +257,9 @@ def test_cohort_outputs(recordings, tmp_path):
         site = next(s for s in summ["sites"] if (s["site"], s["side"]) == (r["site"], r["side"]))
         assert site["fasciculation_count"] == r["fasciculation_count"]
     html = (out / "cohort.html").read_text()
-    assert html.count("data:image/png;base64,") == 4
+    # rate per site, per region, spread patterns, pattern per subject: inline SVG
+    assert html.count("<svg ") == html.count("</svg>") == 4
+    assert html.count("<circle ") == 2 * 3 * 4  # one dot per recording x site, twice
     assert "http://" not in html and "https://" not in html  # self-contained
     assert (out / "failures.tsv").read_text().startswith("path\tfile_sha256\tstatus")
 
@@ -326,3 +328,19 @@ def test_largest_files_run_first_and_phases_are_timed(tmp_path, monkeypatch):
     # they were (one thread per file is for Dask workers, where files run in parallel).
     assert {t.split()[0] for t in call_threads(log)} == {"emgtool=-"}
     assert "EMGTOOL_NUM_THREADS" not in os.environ
+
+
+def test_hash_file_stops_between_blocks(recordings, tmp_path):
+    import threading
+
+    from emgtool.batch.engine import _Hasher
+    from emgtool.batch.tasks import hash_file
+
+    paths = [str(p) for p in recordings(2)]
+    stop = threading.Event()
+    stop.set()
+    assert hash_file(paths[0], stop=stop) is None
+    assert "error" in hash_file(str(tmp_path / "missing.edf"))
+    h = _Hasher(paths)
+    h.thread.join()
+    assert h.stop() == {p: hash_file(p) for p in paths}
