@@ -1163,8 +1163,15 @@ def _measure(st, site_idx, s0, s1) -> None:
         rows = np.flatnonzero((n_chs == k) & recorded)
         ppk = pp[rows, :k]
         uniform[rows] = _percentile_last_axis(ppk, 25.0) >= 0.5 * ppk.max(axis=1)
-        uniform[rows] |= _far_field(st, tab[rows, :k], peak[rows])
-        lone_k, far_k, field_k = _grid_tests(st, tab[rows, :k], peak[rows], best_k[rows])
+        w = _grid_windows(st, tab[rows, :k], peak[rows])  # every electrode, once
+        uniform[rows] |= _far_field(w)
+        # The grid tests (grid.py) decide what is counted: candidates already inside
+        # sustained activity (most of a cramp's discharges) only serve as neighbours.
+        heavy = ~light[rows]
+        rows, w = rows[heavy], w[heavy]
+        if not len(rows):
+            continue
+        lone_k, far_k, field_k = _grid_tests(st, w, tab[rows, :k], peak[rows], best_k[rows])
         field.update(zip(rows.tolist(), field_k.astype(np.float32), strict=True))
         uniform[rows] |= far_k
         lone[rows] = lone_k & (saw[rows, :k].sum(axis=1) <= 1)
@@ -2008,7 +2015,14 @@ def _recent_index(st: PipelineState) -> _RecentIndex:
 FAR_FIELD_RATIO = 0.3  # grid: a quarter of the electrodes see >= this share of the largest
 
 
-def _far_field(st: PipelineState, tab: NDArray, peak: NDArray) -> NDArray:
+def _grid_windows(st: PipelineState, tab: NDArray, peak: NDArray) -> NDArray:
+    """(n, k, 2 half_n) window of every electrode ``tab`` of each candidate around its peak."""
+    n, k = tab.shape
+    w = _gather(st, tab.ravel(), np.repeat(peak, k) - st.half_n, 2 * st.half_n)
+    return w.reshape(n, k, -1)
+
+
+def _far_field(w: NDArray) -> NDArray:
     """Grid candidates whose waveform is present on nearly every electrode.
 
     Each electrode's window around the peak is projected on the grid's mean
@@ -2021,9 +2035,7 @@ def _far_field(st: PipelineState, tab: NDArray, peak: NDArray) -> NDArray:
     at nearly every beat; its p-p on the other electrodes is mostly noise,
     but its projection is not.
     """
-    n, k = tab.shape
-    w = _gather(st, tab.ravel(), np.repeat(peak, k) - st.half_n, 2 * st.half_n)
-    w = w.reshape(n, k, -1).astype(np.float64)
+    w = w.astype(np.float64)
     m = w.mean(axis=1)
     norm = np.sqrt((m * m).sum(axis=1))
     proj = np.einsum("nkl,nl->nk", w, m) / np.where(norm > 0, norm, 1.0)[:, None]
@@ -2036,15 +2048,15 @@ SUPPORT_HALF_MS = POTENTIAL_MS / 2  # the candidate's waveform: its peak +- this
 SUPPORT_LAG_MS = 3.0  # conduction across one electrode spacing (<= 10 mm at >= 3.5 m/s)
 
 
-def _grid_tests(st: PipelineState, tab: NDArray, peak: NDArray, best: NDArray) -> tuple:
+def _grid_tests(
+    st: PipelineState, w: NDArray, tab: NDArray, peak: NDArray, best: NDArray
+) -> tuple:
     """(lone noise crossing, far field with any sign) of grid candidates (grid.py).
 
-    ``tab``: (n, k) electrodes of each candidate's site, ``best``: slot of its
-    largest electrode.  Reads the same windows as ``_far_field``.
+    ``w``: their electrode windows (``_grid_windows``), ``tab``: (n, k) electrodes
+    of each candidate's site, ``best``: slot of its largest electrode.
     """
     n, k = tab.shape
-    w = _gather(st, tab.ravel(), np.repeat(peak, k) - st.half_n, 2 * st.half_n)
-    w = w.reshape(n, k, -1)
     sd = _sd_matrix(st, peak)[tab, np.arange(n)[:, None]]
     ms = st.fs / 1000.0
     half = max(1, int(round(SUPPORT_HALF_MS * ms)))

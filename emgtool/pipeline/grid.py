@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import fft as sp_fft
 from scipy import special
 
 __all__ = ["projections", "noise_gain", "support_bound", "grid_level", "grid_tests"]
@@ -101,11 +102,13 @@ def noise_gain(w: NDArray, best: NDArray, half: int) -> NDArray[np.float64]:
     x = w.astype(np.float64)
     t = x[np.arange(n), best, c - half : c + half + 1]
     t = t / np.maximum(np.sqrt((t * t).sum(axis=1, keepdims=True)), 1e-12)
-    # Autocorrelations (lags 0 … m-1) of every window and of the waveform, by FFT.
+    # Autocorrelations (lags 0 … m-1) of every window and of the waveform, by FFT
+    # (single precision for the windows: ample for a median of 64 estimates, and
+    # half the work on a day-long grid).
     nfft = 1 << int(np.ceil(np.log2(length + m)))
-    fx = np.fft.rfft(x, nfft, axis=2)
-    r = np.fft.irfft(fx * fx.conj(), nfft, axis=2)[:, :, :m]
-    rho = np.median(r / np.maximum(r[:, :, :1], 1e-24), axis=1)  # (n, m)
+    fx = sp_fft.rfft(w.astype(np.float32), nfft, axis=2)
+    r = sp_fft.irfft(fx * fx.conj(), nfft, axis=2)[:, :, :m]
+    rho = np.median(r / np.maximum(r[:, :, :1], 1e-30), axis=1).astype(np.float64)  # (n, m)
     ft = np.fft.rfft(t, nfft, axis=1)
     a = np.fft.irfft(ft * ft.conj(), nfft, axis=1)[:, :m]
     g = a[:, 0] * rho[:, 0] + 2.0 * (a[:, 1:] * rho[:, 1:]).sum(axis=1)
