@@ -74,7 +74,6 @@ ACTIVE_BLOCK_FRACTION = 0.2  # blocks more active than this keep the previous no
 ACTIVE_RMS_SD = 2.0  # a 10-ms bin is active above this many noise SDs (RMS)
 TAIL_FRACTION = 0.1  # filter ringing after a potential stays below this x its bin RMS
 POTENTIAL_MS = 20.0  # longest fasciculation potential (surface, polyphasic)
-PHASES_MS = 5.0  # a potential's main phases lie within this of its peak
 MAX_POTENTIAL_MS = 60.0  # longer supra-threshold segments (incl. ringing) are not one potential
 HALF_WINDOW_MS = 25.0  # waveform window: peak ± this (holds both potentials of a doublet)
 DOUBLET_MS = (4.0, 16.0)  # lags tried for same-unit doublets
@@ -1152,13 +1151,7 @@ def _measure(st, site_idx, s0, s1) -> None:
     n_chs = (tab >= 0).sum(axis=1)
     # Only candidates large enough to be recorded at all (``keep`` below) need it:
     # the far-field test reads every electrode's window, ~40x the work otherwise.
-    # Peak to peak of the potential: within its segment, or of its phases around its
-    # peak.  A weak potential's segment may hold only the phase that crossed the
-    # threshold, and its p-p about the baseline is then about half the potential's.
-    reach = max(1, int(round(PHASES_MS * st.fs / 1000.0)))
-    near = wave[:, st.half_n - reach : st.half_n + reach + 1]
-    amp_best = np.maximum(pp[idx_n, best_k], near.max(axis=1) - near.min(axis=1))
-    recorded = amp_best.astype(np.float64) >= cfg.fasc_min_pp_uv  # as keep
+    recorded = pp[idx_n, best_k].astype(np.float64) >= cfg.fasc_min_pp_uv  # as keep
     for k in np.unique(n_chs[(n_chs >= 8) & recorded]):
         rows = np.flatnonzero((n_chs == k) & recorded)
         ppk = pp[rows, :k]
@@ -1176,12 +1169,13 @@ def _measure(st, site_idx, s0, s1) -> None:
         uniform[rows] |= far_k
         lone[rows] = lone_k & (saw[rows, :k].sum(axis=1) <= 1)
     # Doublets: the window holds the same potential twice (see doublets.py).
-    amp_all = amp_best
+    amp_all = pp[idx_n, best_k]
     lag = np.zeros(n, np.int64)
     big = (amp_all >= DOUBLET_MIN_PP_SD * 2 * sd) & ~covered
     if big.any():
         lag[big], _ = find_doublets(wave[big], sd[big], st.doublet_lags)
-    # Not the whole window's peak to peak: it may also hold a neighbouring, larger potential.
+    # Peak to peak within the candidate's own segment: the window around
+    # it may also hold a neighbouring, larger potential.
     amp64 = amp_all.astype(np.float64)
     # Noise crossings stay candidates (witnesses of artefacts, heart beats, neighbours)
     # but are never counted as fasciculations.
@@ -1898,7 +1892,7 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     pairs = []
     maybe = []  # grid pairs close enough to be one potential, if on shared electrodes
     grid = np.array([len(c) >= GRID_MIN_CHANNELS for c in st.site_chs])[ix.sites]
-    half_pot = int(round(0.75 * POTENTIAL_MS * st.fs / 1000.0))
+    half_pot = int(round(POTENTIAL_MS / 2 * st.fs / 1000.0))
     for o in range(int((hi - lo).max(initial=0))):
         ok = np.flatnonzero(lo + o < hi)
         j, m = ix.by_key[lo[ok] + o], me[ok]
@@ -1919,7 +1913,7 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     # Grids: a potential's first phase may cross the threshold on one electrode
     # and its main phase, a few ms later (conduction), on others: two candidates
     # whose onsets, each measured on its own best electrode, do not overlap.
-    # Peaks less than 3/4 of a potential apart on shared electrodes are one
+    # Peaks less than half a potential apart on shared electrodes are one
     # potential (two potentials there overlap too much to be told apart).
     for i, j, m in maybe:
         if _same_place(st, rp[j][2], rp[m][2]):
