@@ -409,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/accuracy.md")
     p.add_argument(
-        "--config", help="detector configuration TOML (as `emgtool analyze --config`); implies --no-docs"
+        "--config",
+        help="detector configuration TOML (as `emgtool analyze --config`); implies --no-docs",
     )
     args = p.parse_args(argv)
     if args.config:

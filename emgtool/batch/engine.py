@@ -168,12 +168,13 @@ DEFAULT_ANALYZE_LATER = ("emgtool.report.html", "sklearn.decomposition", "sklear
 
 
 def _import_quietly(names) -> None:
+    """Import ``names`` ahead of use; a failure is left to the real import to report."""
     import importlib
 
     for name in names:
         try:
             importlib.import_module(name)
-        except ImportError:
+        except Exception:  # noqa: BLE001 - only a head start
             pass
 
 
@@ -495,7 +496,9 @@ def _run_locked(
     global_kw = input_kwargs
     # The driver mostly waits while workers compute: load the Parquet library for
     # the cohort outputs meanwhile (its figures are SVG text, without matplotlib).
-    threading.Thread(target=_preload, daemon=True, name="emgtool-preload").start()
+    threading.Thread(
+        target=_import_quietly, args=(("pyarrow.parquet",),), daemon=True, name="emgtool-preload"
+    ).start()
     clock = _Clock(result.timings, t0)  # 'start' includes finding the inputs
 
     with Catalog(out / "catalog.sqlite") as cat, ExitStack() as cluster:
@@ -780,16 +783,6 @@ def _note_task(result: BatchResult, res: object) -> None:
         result.tasks.append(
             {"seconds": res["seconds"], "cpu_s": res.get("cpu_s"), "pid": res.get("pid")}
         )
-
-
-def _preload() -> None:
-    import importlib
-
-    for name in ("pyarrow.parquet",):
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - only a head start; the real import reports errors
-            pass
 
 
 def _lock(out: Path):

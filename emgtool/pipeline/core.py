@@ -429,10 +429,11 @@ def _bootstrap_ecg(st: PipelineState) -> None:
         cands = [p for p in st.pending if p["site_i"] == s]
         seen = sorted([*cands, *(o for o in obs if o["site_i"] == s)], key=lambda p: p["peak"])
         # On a grid only far-field candidates may show the rhythm (_may_start_rhythm).
-        for p in seen:
-            if not _may_start_rhythm(st, p) and "seg_start" not in p:
+        may = [_may_start_rhythm(st, p) for p in seen]
+        for p, ok in zip(seen, may, strict=True):
+            if not ok and "seg_start" not in p:
                 p["ecg"], p["ecg_done"] = False, True
-        seen = [p for p in seen if _may_start_rhythm(st, p)]
+        seen = [p for p, ok in zip(seen, may, strict=True) if ok]
         if len(seen) < 3:
             for p in seen:
                 beat = classify(st.trackers[s], p["peak"], p["wave"], st.fs)
@@ -1164,7 +1165,8 @@ def _measure(st, site_idx, s0, s1) -> None:
         rows, w = rows[heavy], w[heavy]
         if not len(rows):
             continue
-        lone_k, far_k, field_k = _grid_tests(st, w, tab[rows, :k], peak[rows], best_k[rows])
+        sd_k = sdm[tab[rows, :k], rows[:, None]]  # (n, k) noise SD of every electrode
+        lone_k, far_k, field_k = _grid_tests(st, w, sd_k, best_k[rows])
         field.update(zip(rows.tolist(), field_k.astype(np.float32), strict=True))
         uniform[rows] |= far_k
         lone[rows] = lone_k & (saw[rows, :k].sum(axis=1) <= 1)
@@ -1255,9 +1257,10 @@ def _measure(st, site_idx, s0, s1) -> None:
         parts = _doublet_parts(st, [new[i] for i in dbl], lag[jj], sd[jj])
         for i, pr in zip(dbl, parts, strict=True):
             new[i]["doublet"] = pr
-            if pr:  # the doublet's span, kept after "doublet" is consumed (_one_potential)
+            if pr:
+                # the doublet's span, kept after "doublet" is consumed (_one_potential)
                 new[i]["resolved"] = (pr[0]["start"], pr[-1]["stop"])
-            if pr:  # both discharges ring: bound it from the later one with their sum
+                # both discharges ring: bound it from the later one with their sum
                 new[i]["ring_peak"] = max([new[i]["peak"]] + [q["peak"] for q in pr])
                 new[i]["ring_amp"] = sum(q["amplitude_uv"] for q in pr)
     st.ring_sources += [
@@ -1493,7 +1496,7 @@ def _close_runs(st: PipelineState, final: bool) -> None:
         elif st.run_start[s] < 0:
             # Exclusions are complete up to CLIP_RUN samples before the chunk's end
             # (a clipped run is recorded once CLIP_RUN samples long).
-            _close_episode_before(st, s, st.n_bins - 1 - -(-CLIP_RUN // st.bin_n))
+            _close_episode_before(st, s, st.n_bins - 1 - math.ceil(CLIP_RUN / st.bin_n))
 
 
 def _close_episode_before(st: PipelineState, s: int, upto_bin: int) -> None:
@@ -2042,16 +2045,13 @@ SUPPORT_HALF_MS = POTENTIAL_MS / 2  # the candidate's waveform: its peak +- this
 SUPPORT_LAG_MS = 3.0  # conduction across one electrode spacing (<= 10 mm at >= 3.5 m/s)
 
 
-def _grid_tests(
-    st: PipelineState, w: NDArray, tab: NDArray, peak: NDArray, best: NDArray
-) -> tuple:
-    """(lone noise crossing, far field with any sign) of grid candidates (grid.py).
+def _grid_tests(st: PipelineState, w: NDArray, sd: NDArray, best: NDArray) -> tuple:
+    """(lone noise crossing, far field with any sign, field) of grid candidates (grid.py).
 
-    ``w``: their electrode windows (``_grid_windows``), ``tab``: (n, k) electrodes
-    of each candidate's site, ``best``: slot of its largest electrode.
+    ``w``: their electrode windows (``_grid_windows``), ``sd``: (n, k) noise SD of
+    each electrode, ``best``: slot of the largest electrode.
     """
-    n, k = tab.shape
-    sd = _sd_matrix(st, peak)[tab, np.arange(n)[:, None]]
+    n = len(w)
     ms = st.fs / 1000.0
     half = max(1, int(round(SUPPORT_HALF_MS * ms)))
     lag = max(1, int(round(SUPPORT_LAG_MS * ms)))

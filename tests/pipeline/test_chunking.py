@@ -4,18 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emgtool.pipeline import finalize, flush, init_state, step
+from emgtool.pipeline import init_state, step
 from emgtool.recording import Recording
 from emgtool.simulate import simulate
 
-
-def run_chunked(rec: Recording, cuts) -> pd.DataFrame:
-    st = init_state(rec.fs, rec.channels)
-    edges = [0, *sorted(set(int(c) for c in cuts if 0 < c < rec.n_samples)), rec.n_samples]
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
-        _, st = step(rec.slice(a, b), st)
-    _, st = flush(st)
-    return finalize(st).events
+from .conftest import run_chunked
 
 
 @pytest.fixture(scope="module")

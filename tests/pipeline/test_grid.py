@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emgtool.pipeline import finalize, flush, init_state, step
 from emgtool.pipeline.analyze import analyze
 from emgtool.pipeline.grid import grid_level, grid_tests, support_bound
 from emgtool.recording import Recording
@@ -13,6 +12,8 @@ from emgtool.scoring import evaluate
 from emgtool.simulate import simulate
 from emgtool.simulate.engine import simulate_parts
 from emgtool.simulate.muaps import make_muap, motion_transient
+
+from .conftest import lobes, run_chunked
 
 FS = 2048.0
 GRID16 = [f"Biceps L {i:02d}" for i in range(1, 17)]  # 4 x 4, electrode e at ((e-1)%4, (e-1)//4)
@@ -151,15 +152,6 @@ def test_motion_transients_of_any_sign_on_a_grid_are_not_fasciculations():
     assert sum(hits) == 0, sum(hits)
 
 
-def _run_chunked(rec: Recording, cuts) -> pd.DataFrame:
-    st = init_state(rec.fs, rec.channels)
-    edges = [0, *sorted(set(int(c) for c in cuts if 0 < c < rec.n_samples)), rec.n_samples]
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
-        _, st = step(rec.slice(a, b), st)
-    _, st = flush(st)
-    return finalize(st).events
-
-
 @pytest.mark.parametrize("n_cuts", [5, 300])
 def test_grid_events_identical_for_any_chunking(n_cuts):
     rec, _ = simulate(
@@ -170,12 +162,12 @@ def test_grid_events_identical_for_any_chunking(n_cuts):
         nuisances={"pink", "white", "ecg", "motion", "mains"},
         sites=GRID16,
     )
-    whole = _run_chunked(rec, [])
+    whole = run_chunked(rec, [])
     assert (whole["trial_type"] == "fasciculation").sum() >= 3
     cuts = np.random.default_rng(n_cuts).choice(rec.n_samples, n_cuts, replace=False)
     if n_cuts > 100:  # and 1-sample chunks over a second after the start-up probe
         cuts = np.r_[cuts, np.arange(int(6.0 * FS), int(7.0 * FS))]
-    pd.testing.assert_frame_equal(whole, _run_chunked(rec, cuts))
+    pd.testing.assert_frame_equal(whole, run_chunked(rec, cuts))
 
 
 def test_a_doublet_seen_from_two_electrodes_is_counted_twice_not_four_times():
@@ -199,22 +191,13 @@ def test_a_doublet_seen_from_two_electrodes_is_counted_twice_not_four_times():
     assert np.mean(np.array(counts) == 2) >= 0.6, counts  # at 6 dB some discharges are missed
 
 
-def _half_sines(parts) -> np.ndarray:
-    """Consecutive half-sine lobes ``(amplitude µV, ms)``; amplitude 0 is a silent stretch."""
-    out = []
-    for a, ms in parts:
-        n = max(2, int(round(ms * FS / 1000)))
-        out.append(a * np.sin(np.pi * (np.arange(n) + 0.5) / n))
-    return np.concatenate(out)
-
-
 def test_a_potential_split_across_electrodes_gives_one_event():
     """A potential's first phase crosses the threshold under one electrode and its main
     phase, 7 ms later, under its neighbours, where the first phase is too small to
     set the onset: two candidates whose onsets do not overlap, one potential."""
     rec = _quiet_grid(40.0, seed=11, snr_db=14.0)  # 5 µV noise: threshold 25 µV
-    first = _half_sines([(45, 3), (0, 4), (0, 6)])
-    main = _half_sines([(0, 3), (0, 4), (-80, 3), (60, 3)])
+    first = lobes([45, 0, 0], [3, 4, 6])
+    main = lobes([0, 0, -80, 60], [3, 4, 3, 3])
     lag = int(round(0.001 * FS))  # conduction to the neighbours
     rng = np.random.default_rng(12)
     starts = (np.round((6.0 + np.cumsum(rng.uniform(0.7, 1.3, 32))) * FS)).astype(int)

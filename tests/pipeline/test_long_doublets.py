@@ -9,15 +9,9 @@ from emgtool.scoring import evaluate
 from emgtool.simulate import simulate
 from emgtool.sites import assign_sites
 
+from .conftest import lobes
+
 FS = 2048.0
-
-
-def _lobes(amps_uv, lobe_ms) -> np.ndarray:
-    parts = []
-    for a, ms in zip(amps_uv, lobe_ms, strict=True):
-        n = max(2, int(round(ms * FS / 1000)))
-        parts.append(a * np.sin(np.pi * (np.arange(n) + 0.5) / n))
-    return np.concatenate(parts)
 
 
 def _doublets(seconds: float, wave: np.ndarray, lag_ms: float, seed: int):
@@ -39,7 +33,7 @@ def _doublets(seconds: float, wave: np.ndarray, lag_ms: float, seed: int):
 
 
 def test_large_doublet_with_long_ringing_gives_two_events():
-    wave = _lobes([-300, 600, -450, 200], [3, 4, 5, 5])  # 17 ms, 1 mV p-p
+    wave = lobes([-300, 600, -450, 200], [3, 4, 5, 5])  # 17 ms, 1 mV p-p
     x, first, lag = _doublets(40.0, wave, 13.0, seed=1)
     rec = Recording(x[None].astype(np.float32), FS, assign_sites(["FDI R"]))
     ev = analyze(rec).events

@@ -9,17 +9,10 @@ from emgtool.pipeline.ringing import ringing_envelope
 from emgtool.recording import Recording
 from emgtool.sites import assign_sites
 
+from .conftest import lobes
+
 FS = 2048.0
 SIGMA_UV = 2.5  # the simulator's 20 dB: thresholds sit at the 20 µV floor
-
-
-def _lobes(amps_uv, lobe_ms) -> np.ndarray:
-    """Consecutive half-sine lobes (alternating sign is up to ``amps_uv``)."""
-    parts = []
-    for a, ms in zip(amps_uv, lobe_ms, strict=True):
-        n = max(2, int(round(ms * FS / 1000)))
-        parts.append(a * np.sin(np.pi * (np.arange(n) + 0.5) / n))
-    return np.concatenate(parts)
 
 
 def _background(seconds: float, seed: int) -> np.ndarray:
@@ -62,7 +55,7 @@ def test_large_potential_gives_one_event_not_its_ringing():
     # bridge, for longer than a potential lasts.  It is one potential (it was
     # taken for sustained activity and lost), and its ringing is not another.
     seconds = 40.0
-    wave = _lobes([-250, 400, -300, 150], [3, 4, 4, 4])
+    wave = lobes([-250, 400, -300, 150], [3, 4, 4, 4])
     starts = _starts(seconds, 0.9)
     ev = _fasciculations(_place(_background(seconds, 1), wave, starts))
     ev = ev[ev["onset"] >= 5.5]
@@ -78,8 +71,8 @@ def test_ringing_does_not_hide_a_later_potential():
     # ... but a real potential of another unit 60 ms later, well above what the
     # filter can ring there, is counted.
     seconds = 30.0
-    big = _lobes([450, -450], [6, 6])
-    small = _lobes([-120, 120], [3, 3])
+    big = lobes([450, -450], [6, 6])
+    small = lobes([-120, 120], [3, 3])
     starts = _starts(seconds, 1.1)
     lag = int(0.06 * FS)
     x = _place(_place(_background(seconds, 2), big, starts), small, starts + lag)
@@ -94,7 +87,7 @@ def test_potential_cut_in_two_by_a_low_middle_phase_gives_one_event():
     # more than the refractory bridge apart (its first phases, then its last),
     # one potential.
     seconds = 30.0
-    wave = _lobes([90, -90, 12, -75, 70], [2.5, 2.5, 6, 2.5, 2.5])
+    wave = lobes([90, -90, 12, -75, 70], [2.5, 2.5, 6, 2.5, 2.5])
     starts = _starts(seconds, 0.7)
     ev = _fasciculations(_place(_background(seconds, 3), wave, starts))
     ev = ev[ev["onset"] >= 5.5]
@@ -106,7 +99,7 @@ def test_doublet_far_above_noise_gives_two_events():
     # vary): at high SNR the notch ringing and that difference, not the noise,
     # set what the comb inverse leaves at the window end.
     seconds = 30.0
-    wave = _lobes([-300, 420, -160], [3, 3.5, 4])
+    wave = lobes([-300, 420, -160], [3, 3.5, 4])
     lag = int(0.010 * FS)
     starts = _starts(seconds, 0.8)
     x = _place(_place(_background(seconds, 4), wave, starts), 0.94 * wave, starts + lag)
@@ -119,8 +112,8 @@ def test_doublet_far_above_noise_gives_two_events():
 
 def _two_units(lag_s: float):
     seconds = 30.0
-    a = _lobes([150, -150], [3, 3])
-    b = _lobes([-150, 250, -100], [1.5, 2, 2])
+    a = lobes([150, -150], [3, 3])
+    b = lobes([-150, 250, -100], [1.5, 2, 2])
     starts = _starts(seconds, 0.8, seed=1)
     lag = int(lag_s * FS)
     x = _place(_place(_background(seconds, 5), a, starts), b, starts + lag)
@@ -150,8 +143,8 @@ def test_overlapping_units_on_distinct_electrodes_give_two_events():
     # One site, two electrodes: unit A under the first, unit B under the second,
     # B 8 ms after A (overlapping in time, different shapes and channels).
     seconds = 30.0
-    a = _lobes([200, -200], [4, 4])
-    b = _lobes([-150, 250, -100], [2, 3, 3])
+    a = lobes([200, -200], [4, 4])
+    b = lobes([-150, 250, -100], [2, 3, 3])
     starts = _starts(seconds, 0.8)
     lag = int(0.008 * FS)
     x = np.stack([_background(seconds, 5), _background(seconds, 6)])
@@ -184,7 +177,7 @@ def test_ringing_envelope_bounds_a_filtered_potential():
     sos = dsp.design_filters(FS, (20.0, 450.0), 2, mains_hz=50.0, harmonics=(1, 3))
     env = ringing_envelope(sos, FS)
     x = np.zeros(int(FS))
-    wave = _lobes([1.0, -1.0], [5, 5])
+    wave = lobes([1.0, -1.0], [5, 5])
     x[100 : 100 + len(wave)] = wave
     from scipy import signal
 

@@ -10,20 +10,14 @@ from emgtool.scoring import evaluate
 from emgtool.simulate import simulate
 from emgtool.sites import assign_sites
 
+from .conftest import lobes
+
 FS = 2048.0
-
-
-def _lobes(amps_uv, lobe_ms) -> np.ndarray:
-    parts = []
-    for a, ms in zip(amps_uv, lobe_ms, strict=True):
-        n = max(2, int(round(ms * FS / 1000)))
-        parts.append(a * np.sin(np.pi * (np.arange(n) + 0.5) / n))
-    return np.concatenate(parts)
 
 
 @pytest.mark.parametrize("lobes_uv", [[400, -500, 450, -350, 250], [-300, 500, -450, 350, -200]])
 def test_long_polyphasic_potential_gives_one_event_not_its_ringing(lobes_uv):
-    wave = _lobes(lobes_uv, [4] * 5)  # 20 ms, five phases, ~1 mV p-p
+    wave = lobes(lobes_uv, [4] * 5)  # 20 ms, five phases, ~1 mV p-p
     rng = np.random.default_rng(0)
     seconds = 40.0
     t = np.arange(int(seconds * FS)) / FS
