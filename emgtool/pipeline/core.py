@@ -74,6 +74,7 @@ ACTIVE_BLOCK_FRACTION = 0.2  # blocks more active than this keep the previous no
 ACTIVE_RMS_SD = 2.0  # a 10-ms bin is active above this many noise SDs (RMS)
 TAIL_FRACTION = 0.1  # filter ringing after a potential stays below this x its bin RMS
 POTENTIAL_MS = 20.0  # longest fasciculation potential (surface, polyphasic)
+PHASES_MS = 5.0  # a potential's main phases lie within this of its peak
 MAX_POTENTIAL_MS = 60.0  # longer supra-threshold segments (incl. ringing) are not one potential
 HALF_WINDOW_MS = 25.0  # waveform window: peak ± this (holds both potentials of a doublet)
 DOUBLET_MS = (4.0, 16.0)  # lags tried for same-unit doublets
@@ -1093,6 +1094,40 @@ def _carries_potential(
     return ok
 
 
+def _potential_pp(
+    st: PipelineState,
+    wave: NDArray,
+    seg_pp: NDArray,
+    peak: NDArray,
+    s0: NDArray,
+    s1: NDArray,
+    sd: NDArray,
+) -> NDArray:
+    """Peak to peak of each candidate's potential on its best channel.
+
+    A weak potential's segment may hold only the phase that crossed the
+    threshold: its p-p about the baseline is then about half the potential's,
+    and true 50-70 uV potentials would fall under the 50-uV rule.  So the p-p is
+    taken over the phases within ``PHASES_MS`` of the peak, if the candidate
+    stands alone: no other supra-threshold excursion within half a potential's
+    length (``POTENTIAL_MS``) of its peak.  Otherwise the window may also hold a
+    neighbouring potential, or the main phase of which this segment is a small
+    first phase (whose rising flank alone would lift the p-p), and only the
+    segment's own p-p is the candidate's.  Depends only on the filtered samples
+    around the peak and the peak's noise SD, so it is the same for any chunking.
+    """
+    reach = max(1, int(round(PHASES_MS * st.fs / 1000.0)))
+    alone = min(st.half_n, max(reach, int(round(POTENTIAL_MS / 2 * st.fs / 1000.0))))
+    lo, hi = st.half_n - alone, st.half_n + alone + 1
+    t = peak[:, None] - st.half_n + np.arange(lo, hi)[None, :]  # absolute sample of each
+    own = (t >= s0[:, None]) & (t < s1[:, None])
+    thr = np.maximum(st.cfg.fasc_threshold_sd * sd, st.cfg.fasc_floor_uv)[:, None]
+    other = ((np.abs(wave[:, lo:hi]) > thr) & ~own).any(axis=1)
+    near = wave[:, st.half_n - reach : st.half_n + reach + 1]
+    window_pp = near.max(axis=1) - near.min(axis=1)
+    return np.where(other, seg_pp, np.maximum(seg_pp, window_pp)).astype(np.float32)
+
+
 def _gather(st: PipelineState, chans: NDArray, starts: NDArray, length: int) -> NDArray:
     """Samples [start, start + length) of each (channel, start) from the buffer, zero-padded."""
     rel = starts[:, None] - st.buf_start + np.arange(length)[None, :]
@@ -1152,7 +1187,8 @@ def _measure(st, site_idx, s0, s1) -> None:
     n_chs = (tab >= 0).sum(axis=1)
     # Only candidates large enough to be recorded at all (``keep`` below) need it:
     # the far-field test reads every electrode's window, ~40x the work otherwise.
-    recorded = pp[idx_n, best_k].astype(np.float64) >= cfg.fasc_min_pp_uv  # as keep
+    amp_pp = _potential_pp(st, wave, pp[idx_n, best_k], peak, s0, s1, sdm[best_ch, idx_n])
+    recorded = amp_pp.astype(np.float64) >= cfg.fasc_min_pp_uv  # as keep
     for k in np.unique(n_chs[(n_chs >= 8) & recorded]):
         rows = np.flatnonzero((n_chs == k) & recorded)
         ppk = pp[rows, :k]
@@ -1176,9 +1212,7 @@ def _measure(st, site_idx, s0, s1) -> None:
     big = (amp_all >= DOUBLET_MIN_PP_SD * 2 * sd) & ~covered
     if big.any():
         lag[big], _ = find_doublets(wave[big], sd[big], st.doublet_lags)
-    # Peak to peak within the candidate's own segment: the window around
-    # it may also hold a neighbouring, larger potential.
-    amp64 = amp_all.astype(np.float64)
+    amp64 = amp_pp.astype(np.float64)
     # Noise crossings stay candidates (witnesses of artefacts, heart beats, neighbours)
     # but are never counted as fasciculations.
     noise = ~_carries_potential(st, wave, sd, best_ch, recorded & ~light)

@@ -173,3 +173,74 @@ def test_shape_clusters_follow_motor_units():
     assert len(ari) >= 8
     assert np.median(ari) >= 0.7, ari
     assert np.median(miscount) <= 1, miscount
+
+
+def _noisy_channel(n: int, fs: float, sd_uv: float, seed: int) -> np.ndarray:
+    """White noise whose SD after the default 20-450 Hz band-pass is ``sd_uv``."""
+    from scipy import signal as sps
+
+    from emgtool.pipeline import dsp
+
+    sos = dsp.design_filters(fs, (20.0, 450.0), 2, mains_hz=None, harmonics=())
+    x = np.random.default_rng(seed).standard_normal(n)
+    return x * sd_uv / dsp.robust_sd(sps.sosfilt(sos, x)[None], axis=-1)[0]
+
+
+def test_weak_potential_amplitude_spans_both_phases():
+    """A weak potential whose second phase stays under the threshold: its segment
+    holds only the first phase, but its amplitude is the p-p of both (it was the
+    first phase alone, about half, and 60-80 µV potentials fell under the 50-µV rule).
+    """
+    from scipy import signal as sps
+
+    from emgtool.pipeline import dsp
+    from emgtool.pipeline.analyze import analyze
+    from emgtool.recording import Recording
+
+    fs, n = 2048.0, int(60 * 2048)
+    t_ms = (np.arange(-40, 41) / fs) * 1000.0
+    shape = 40.0 * np.exp(-0.5 * (t_ms / 1.2) ** 2) - 30.0 * np.exp(
+        -0.5 * ((t_ms - 3.0) / 1.2) ** 2
+    )
+    x = _noisy_channel(n, fs, 8.0, seed=4)  # threshold 4.5 x 8 = 36 µV
+    clean = np.zeros(n)
+    peaks = np.arange(int(2 * fs), n - int(fs), int(1.37 * fs))
+    for p in peaks:
+        clean[p - 40 : p + 41] += shape
+    sos = dsp.design_filters(fs, (20.0, 450.0), 2, mains_hz=None, harmonics=())
+    true_pp = np.ptp(sps.sosfilt(sos, clean)[peaks[0] - 80 : peaks[0] + 80])
+    assert 60.0 < true_pp < 80.0
+    rec = Recording.from_array((x + clean)[None].astype(np.float32), fs=fs, labels=["Biceps L"])
+    ev = analyze(rec).events
+    fasc = ev[ev.trial_type == "fasciculation"]
+    hit = np.abs(fasc["sample"].to_numpy()[:, None] - peaks[None, :]) <= int(0.01 * fs)
+    assert hit.any(axis=0).mean() >= 0.75  # the first phase peaks near 5σ: noise hides a few
+    amp = fasc["amplitude_uv"].to_numpy()[hit.any(axis=1)]
+    assert abs(np.median(amp) - true_pp) < 0.2 * true_pp
+
+
+def test_small_first_phase_of_a_large_potential_is_not_an_event_of_its_own():
+    """A large potential whose small first phase crosses the threshold on its own,
+    6 ms before the main phases: measuring that phase's p-p over the phases around
+    it would take in the main phase's flank and make it a second event."""
+    from emgtool.pipeline.analyze import analyze
+    from emgtool.recording import Recording
+
+    from .conftest import lobes
+
+    fs, n = 2048.0, int(40 * 2048)
+    pot = lobes([40, 0, -180, 140, -40], [2, 6, 3, 4, 5], fs)
+    clean = np.zeros(n)
+    rng = np.random.default_rng(8)  # irregular: a regular train would look like heart beats
+    starts = np.round((2.0 + np.cumsum(rng.uniform(0.6, 1.4, 60))) * fs).astype(int)
+    starts = starts[starts < n - fs]
+    for s in starts:
+        clean[s : s + len(pot)] += pot
+    x = _noisy_channel(n, fs, 5.0, seed=7)  # threshold 25 µV: the first phase crosses it
+    rec = Recording.from_array(
+        (x + clean)[None].astype(np.float32), fs=fs, labels=["Tibialis anterior L"]
+    )
+    ev = analyze(rec).events
+    pk = ev[ev.trial_type == "fasciculation"]["peak_s"].to_numpy() * fs
+    n_each = np.array([((pk >= s - 20) & (pk < s + len(pot) + 20)).sum() for s in starts])
+    assert (n_each == 1).mean() >= 0.95, n_each
