@@ -70,6 +70,7 @@ BLOCK_S = 1.0  # noise-floor block
 BIN_S = 0.01  # activity bin
 NOISE_PCT = 25.0  # percentile of recent block SDs used as the noise floor
 FLOOR_BLOCKS = 10  # ... of this many blocks before the current one
+NOISE_STEP = 4  # a block's robust SD is taken from every 4th sample
 ACTIVE_BLOCK_FRACTION = 0.2  # blocks more active than this keep the previous noise estimate
 ACTIVE_RMS_SD = 2.0  # a 10-ms bin is active above this many noise SDs (RMS)
 TAIL_FRACTION = 0.1  # filter ringing after a potential stays below this x its bin RMS
@@ -164,6 +165,7 @@ class PipelineState:
     wav_bank: NDArray | None = None  # matched-filter bank of the noise test (wavelets.py)
     wav_gain: NDArray | None = None  # (n_ch, n_filters) each filter's noise SD over the channel's
     wav_level: float = 0.0  # a candidate's matched output must reach this (filter noise SDs)
+    floor_bias: float = 1.0  # expected noise floor / noise SD (dsp.floor_bias)
     mains_hz: float | None = None
     harmonics: tuple = ()
     mains_ratio: NDArray | None = None
@@ -407,6 +409,9 @@ def _start(st: PipelineState, probe: NDArray, final: bool) -> None:
     st.wav_gain = np.tile(white_gains(st.wav_bank, st.sos, st.fs), (len(st.channels), 1))
     rate = cfg.fasc_noise_per_h
     st.wav_level = noise_level(st.wav_bank, st.sos, st.fs, rate) if rate else 0.0
+    # The noise floor sits a few % below the noise SD (a low percentile of scattered
+    # block estimates); the noise test's level is calibrated on the true SD.
+    st.floor_bias = dsp.floor_bias(st.sos, st.fs, st.block_n, NOISE_STEP, FLOOR_BLOCKS, NOISE_PCT)
     # Channels that are essentially pure, strong mains are disconnected electrodes
     # (a few µV of hum on a quiet channel is removed by the notches, not a fault).
     st.disconnected = (st.mains_ratio > 0.8) & (mains_rms >= DISCONNECTED_MAINS_UV)
@@ -633,7 +638,7 @@ def _update_noise(st: PipelineState, y: NDArray, a0: int, final: bool) -> list[t
     first_abs = a0 + y.shape[1] - acc.shape[1]
     n_full = acc.shape[1] // st.block_n
     # Every 4th sample (512 of 2048 at 2 kHz): ~5 % precision, a quarter of the work.
-    sds = _kernels.block_robust_sd(acc, st.block_n, n_full, 4)
+    sds = _kernels.block_robust_sd(acc, st.block_n, n_full, NOISE_STEP)
     span = n_full * st.block_n
     out = []
     for i in range(n_full):
@@ -641,7 +646,7 @@ def _update_noise(st: PipelineState, y: NDArray, a0: int, final: bool) -> list[t
         sd = sds[i]
         if b_abs < st.warmup_n:  # drop the filter's settling transient
             blk = acc[:, i * st.block_n : (i + 1) * st.block_n][:, st.warmup_n - b_abs :]
-            sd = dsp.robust_sd(blk[:, ::4]).astype(np.float32)
+            sd = dsp.robust_sd(blk[:, ::NOISE_STEP]).astype(np.float32)
         out.append((b_abs // st.block_n, sd))
     rest = acc[:, span:]
     if final and rest.shape[1] >= max(8, st.block_n // 4):
@@ -1085,7 +1090,7 @@ def _carries_potential(
     score = wavelet_score(
         wave[rows],
         sd[rows],
-        st.wav_gain[best_ch[rows]],
+        st.wav_gain[best_ch[rows]] / st.floor_bias,  # the floor's SD, unbiased
         st.wav_bank,
         st.half_n,
         reach_samples(st.fs, st.half_n),

@@ -115,3 +115,53 @@ def test_noise_test_keeps_true_potentials():
         scores[name] = evaluate(ev, truth, duration_s=rec.duration_s)["fasciculation"]["overall"]
     assert scores["on"]["tp"] >= 0.98 * scores["off"]["tp"]
     assert scores["on"]["fp"] <= scores["off"]["fp"]
+
+
+@pytest.mark.parametrize("fs", [1000.0, 2048.0])
+def test_floor_bias_predicts_the_pipeline_noise_floor(fs):
+    """The noise floor (a low percentile of scattered block SDs) sits a few % under
+    the noise SD; dsp.floor_bias predicts by how much, for the pipeline's own filter."""
+    from emgtool.pipeline.core import flush, init_state, step
+    from emgtool.recording import Recording
+
+    n = int(200 * fs)
+    x = np.random.default_rng(3).standard_normal((4, n)) * 20.0
+    rec = Recording.from_array(
+        x.astype(np.float32), fs=fs, labels=["Biceps L", "Biceps R", "Tib ant L", "Tib ant R"]
+    )
+    st = init_state(fs, rec.channels)
+    for a in range(0, n, 8192):
+        _, st = step(rec.slice(a, min(n, a + 8192)), st)
+    _, st = flush(st)
+    true_sd = signal.sosfilt(st.sos, x, axis=1)[:, int(10 * fs) :].std(axis=1)
+    floors = np.array([f for f in st.sd_floor[10:] if f is not None])
+    measured = float(np.mean(floors.mean(axis=0) / true_sd))
+    assert measured < 0.99  # the bias is real ...
+    assert abs(measured - st.floor_bias) < 0.008, (measured, st.floor_bias)  # ... and predicted
+
+
+def test_noise_test_passes_gaussian_noise_at_no_more_than_its_rate():
+    """With a low candidate threshold the noise test alone decides; on Gaussian noise
+    its pass rate must stay under the rate it is set to (Rice, a union bound), which
+    needs the noise floor's SD unbiased (the floor is ~3 % low: twice the rate)."""
+    n_ch, dur_s = 8, 450.0  # one channel-hour
+    x = np.random.default_rng(5).standard_normal((n_ch, int(dur_s * FS))) * 20.0
+    from emgtool.recording import Recording
+
+    labels = [
+        "Biceps L",
+        "Biceps R",
+        "Tib ant L",
+        "Tib ant R",
+        "Deltoid L",
+        "Deltoid R",
+        "Soleus L",
+        "Soleus R",
+    ]
+    rec = Recording.from_array(x.astype(np.float32), fs=FS, labels=labels)
+    cfg = DetectorConfig(
+        fasc_threshold_sd=3.0, fasc_noise_per_h=100.0, fasc_min_pp_uv=0.0, ecg_reject=False
+    )
+    ev = analyze(rec, config=cfg).events
+    n_fasc = int((ev.trial_type == "fasciculation").sum())
+    assert n_fasc <= 100, n_fasc
