@@ -57,7 +57,7 @@ class DetectorConfig:
     """Window of the running robust noise estimate (median absolute deviation)."""
 
     # --- fasciculation potentials
-    fasc_threshold_sd: float = 4.5
+    fasc_threshold_sd: float = 4.0
     """Candidate threshold in robust noise SDs (σ = MAD / 0.6745 of the filtered signal).
     Only a pre-selection: the noise test (``fasc_noise_per_h``) sets the false rate."""
     fasc_floor_uv: float = 20.0

@@ -202,7 +202,7 @@ def test_weak_potential_amplitude_spans_both_phases():
     shape = 40.0 * np.exp(-0.5 * (t_ms / 1.2) ** 2) - 30.0 * np.exp(
         -0.5 * ((t_ms - 3.0) / 1.2) ** 2
     )
-    x = _noisy_channel(n, fs, 8.0, seed=4)  # threshold 4.5 x 8 = 36 µV
+    x = _noisy_channel(n, fs, 8.0, seed=4)  # threshold 4 x 8 = 32 µV
     clean = np.zeros(n)
     peaks = np.arange(int(2 * fs), n - int(fs), int(1.37 * fs))
     for p in peaks:
