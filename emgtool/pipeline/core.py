@@ -72,7 +72,8 @@ NOISE_PCT = 25.0  # percentile of recent block SDs used as the noise floor
 FLOOR_BLOCKS = 10  # ... of this many blocks before the current one
 NOISE_STEP = 4  # a block's robust SD is taken from every 4th sample
 ACTIVE_BLOCK_FRACTION = 0.2  # blocks more active than this keep the previous noise estimate
-ACTIVE_RMS_SD = 2.0  # a 10-ms bin is active above this many noise SDs (RMS)
+ACTIVE_RMS_SD = 2.0  # a 10-ms bin is active above this many noise SDs (RMS) ...
+ACTIVE_NOISE_P = 3e-5  # ... or above what noise alone reaches in 1 bin of 30000 (5 min)
 TAIL_FRACTION = 0.1  # filter ringing after a potential stays below this x its bin RMS
 POTENTIAL_MS = 20.0  # longest fasciculation potential (surface, polyphasic)
 PHASES_MS = 5.0  # a potential's main phases lie within this of its peak
@@ -166,6 +167,7 @@ class PipelineState:
     wav_gain: NDArray | None = None  # (n_ch, n_filters) each filter's noise SD over the channel's
     wav_level: float = 0.0  # a candidate's matched output must reach this (filter noise SDs)
     floor_bias: float = 1.0  # expected noise floor / noise SD (dsp.floor_bias)
+    active_sd: float = ACTIVE_RMS_SD  # an activity bin's RMS level, in noise-floor SDs
     mains_hz: float | None = None
     harmonics: tuple = ()
     mains_ratio: NDArray | None = None
@@ -412,6 +414,10 @@ def _start(st: PipelineState, probe: NDArray, final: bool) -> None:
     # The noise floor sits a few % below the noise SD (a low percentile of scattered
     # block estimates); the noise test's level is calibrated on the true SD.
     st.floor_bias = dsp.floor_bias(st.sos, st.fs, st.block_n, NOISE_STEP, FLOOR_BLOCKS, NOISE_PCT)
+    # Bins of few samples (2 at 250 Hz) scatter widely: at 2σ noise alone would make
+    # one bin in 50 active there, and chains of them sustained activity.
+    noise_rms = dsp.rms_level(st.sos, st.fs, st.bin_n, ACTIVE_NOISE_P) / st.floor_bias
+    st.active_sd = max(ACTIVE_RMS_SD, noise_rms)
     # Channels that are essentially pure, strong mains are disconnected electrodes
     # (a few µV of hum on a quiet channel is removed by the notches, not a fault).
     st.disconnected = (st.mains_ratio > 0.8) & (mains_rms >= DISCONNECTED_MAINS_UV)
@@ -1445,7 +1451,7 @@ def _active_bins(st: PipelineState, rms: NDArray, excl: NDArray, b0: int) -> NDA
     else:
         ub, inv = np.unique(blk, return_inverse=True)
         sd = np.stack([_sd_for_block(st, int(b)) for b in ub], axis=1)[:, inv]
-    active = (rms > ACTIVE_RMS_SD * sd) & ~excl
+    active = (rms > st.active_sd * sd) & ~excl
     # Per-channel busy bins per noise block (bins wholly inside one block).  A bin
     # is busy when it is active or follows an active bin of its channel by no more
     # than the run merge gap: weak activity (a cramp's quiet phase) is active only

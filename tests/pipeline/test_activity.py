@@ -118,3 +118,31 @@ def test_cramp_edges_include_its_sparse_first_and_last_discharges():
     assert abs(onset - first) <= 0.1 and abs(offset - max(times)) <= 0.1, (onset, offset)
     fasc = ev[ev["trial_type"] == "fasciculation"]
     assert not fasc["onset"].between(first - 0.1, last + 0.1).any()
+
+
+@pytest.mark.parametrize("fs", [250.0, 500.0])
+def test_noise_is_not_sustained_activity_at_low_sampling_rates(fs):
+    """A 10-ms bin holds 2 samples at 250 Hz: at a fixed 2σ its RMS crossed the level
+    in one bin of 50 from noise alone, and with fasciculations among them a
+    quarter of a quiet ALS recording became "sustained" (tibialis anterior: cramps
+    for most of 5 minutes).  The level now follows the bin's degrees of freedom."""
+    from emgtool.simulate import simulate
+
+    rec, truth = simulate(
+        "als-widespread", duration_s=120.0, seed=5, snr_db=12.0, fs=fs, nuisances={"pink", "white"}
+    )
+    ev = analyze(rec).events
+    sustained = ev[ev.trial_type.isin(["cramp", "voluntary"])]
+    true_s = truth[truth.trial_type.isin(["cramp", "voluntary"])].duration.sum()
+    assert sustained.duration.sum() <= true_s + 2.0, sustained[["onset", "duration", "site"]]
+
+
+@pytest.mark.parametrize("fs", [250.0, 2048.0])
+def test_cramps_are_still_found_at_low_sampling_rates(fs):
+    from emgtool.scoring import evaluate
+    from emgtool.simulate import simulate
+
+    rec, truth = simulate("cramps", duration_s=120.0, seed=3, snr_db=6.0, fs=fs)
+    r = evaluate(analyze(rec).events, truth, duration_s=rec.duration_s)["cramp"]["overall"]
+    assert r["n_true"] >= 2
+    assert r["sensitivity"] == 1.0 and r["precision"] == 1.0, r
