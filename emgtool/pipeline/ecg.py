@@ -173,6 +173,30 @@ def _lag(fs: float) -> int:
     return max(1, int(round(MAX_LAG_S * fs)))
 
 
+def _may_chain(ts: list, t3: int, fs: float, lag: int) -> bool:
+    """Could peaks ``ts`` (time order) and ``t3`` hold the chain :func:`_chain` looks for?
+
+    A necessary condition on the peaks alone: with fiducials moved by at most
+    ``lag``, the later interval ``d2 = t3 - t2`` must lie in the RR range
+    widened by ``lag``, and the earlier one ``d1 = t2 - t1`` within
+    ``RR_TOL·(d2 + lag) + 3·lag`` of it (``|k1 - 2·k2| <= 3·lag``).
+    """
+    for i in range(len(ts) - 1, 0, -1):
+        d2 = t3 - ts[i]
+        if d2 > RR_MAX_S * fs + lag:
+            return False
+        if d2 < RR_MIN_S * fs - lag:
+            continue
+        tol = RR_TOL * (d2 + lag) + 3 * lag
+        for j in range(i - 1, -1, -1):
+            d1 = ts[i] - ts[j]
+            if d1 > d2 + tol:
+                break
+            if abs(d1 - d2) <= tol:
+                return True
+    return False
+
+
 def _chain(history: list, fs: float) -> tuple[float, NDArray] | None:
     """A regular chain of three similar potentials ending at the newest one.
 
@@ -184,9 +208,9 @@ def _chain(history: list, fs: float) -> tuple[float, NDArray] | None:
         return None
     t3, w3 = history[-1]
     lag = _lag(fs)
-    # Cheap first: a chain needs an earlier potential one plausible interval back.
-    lo, hi = RR_MIN_S * fs - lag, RR_MAX_S * fs + lag
-    if not any(lo <= t3 - t <= hi for t, _ in history[1:-1]):
+    # Cheap first: the peaks alone must allow such a chain (alignment moves each
+    # fiducial by at most ``lag``), as most histories outside a rhythm do not.
+    if not _may_chain([t for t, _ in history[:-1]], t3, fs, lag):
         return None
     # Alignment of every earlier potential on the newest one, in one product.
     cs, ks = _align_many(w3, np.stack([w for _, w in history[:-1]]), lag)

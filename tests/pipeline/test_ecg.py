@@ -107,3 +107,34 @@ def test_an_early_look_alike_does_not_throw_the_rhythm_off_phase():
     assert abs(tr.last - beat) <= 2
     # ...and the rhythm goes on in phase.
     assert all(classify(tr, beat + k * RR, _qrs(), FS) for k in range(1, 5))
+
+
+def test_interval_precheck_never_rejects_a_chain_the_full_search_finds(monkeypatch):
+    """_may_chain (peaks only) must be a necessary condition of _chain (aligned
+    waveforms): histories it rejects are never chains, so skipping their
+    alignment changes no result.  Random histories, half of them built around
+    a rhythm with jitter up to the alignment lag, and waveforms of one shape
+    shifted by up to the lag (so that alignments move fiducials as far as allowed)."""
+    from emgtool.pipeline import ecg
+
+    rng = np.random.default_rng(1)
+    lag = ecg._lag(FS)
+    base = _qrs()
+    may_chain = ecg._may_chain
+    monkeypatch.setattr(ecg, "_may_chain", lambda *a: True)  # _chain: the full search
+    found = rejected = 0
+    for trial in range(1500):
+        n = int(rng.integers(3, 13))
+        if trial % 2:
+            rr = rng.uniform(ecg.RR_MIN_S, ecg.RR_MAX_S) * FS
+            ts = np.cumsum(rr * rng.uniform(0.8, 1.2, n)) + rng.integers(-lag, lag + 1, n)
+        else:
+            ts = np.cumsum(rng.uniform(0.05, 1.0, n) * FS)
+        ts = np.sort(ts.astype(int))
+        hist = [(int(t), np.roll(base, int(rng.integers(-lag, lag + 1)))) for t in ts]
+        full = ecg._chain(hist, FS)
+        may = may_chain([t for t, _ in hist[:-1]], hist[-1][0], FS, lag)
+        found += full is not None
+        rejected += not may
+        assert may or full is None, (trial, ts)
+    assert found >= 100 and rejected >= 100, (found, rejected)  # both cases exercised
