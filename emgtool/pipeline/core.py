@@ -1448,9 +1448,10 @@ def _active_bins(st: PipelineState, rms: NDArray, excl: NDArray, b0: int) -> NDA
     blk = bin_start // st.block_n
     if blk[0] == blk[-1]:  # the usual case: one block's floor for every bin
         sd = _sd_for_block(st, int(blk[0]))[:, None]
-    else:
-        ub, inv = np.unique(blk, return_inverse=True)
-        sd = np.stack([_sd_for_block(st, int(b)) for b in ub], axis=1)[:, inv]
+    else:  # bins are in time order: their blocks are consecutive (no np.unique)
+        b_lo = int(blk[0])
+        sds = [_sd_for_block(st, b) for b in range(b_lo, int(blk[-1]) + 1)]
+        sd = np.stack(sds, axis=1)[:, blk - b_lo]
     active = (rms > st.active_sd * sd) & ~excl
     # Per-channel busy bins per noise block (bins wholly inside one block).  A bin
     # is busy when it is active or follows an active bin of its channel by no more
@@ -1461,8 +1462,10 @@ def _active_bins(st: PipelineState, rms: NDArray, excl: NDArray, b0: int) -> NDA
     # bins bridge, so the count is the same for any chunking).
     busy = _bridge_active(st, active, b0)
     inside = blk == (bin_start + st.bin_n - 1) // st.block_n
-    for b in np.unique(blk[inside]):
+    for b in range(int(blk[0]), int(blk[-1]) + 1):
         sel = inside & (blk == b)
+        if not sel.any():
+            continue
         st.block_active[int(b)] = st.block_active.get(int(b), 0) + busy[:, sel].sum(axis=1)
         st.block_bins[int(b)] = st.block_bins.get(int(b), 0) + int(sel.sum())
     return active
