@@ -846,6 +846,11 @@ def all_exclusions(st: PipelineState, c: int) -> list:
 
 
 # ---------------------------------------------------------------------------- candidates
+def _threshold(cfg: DetectorConfig, sd: NDArray) -> NDArray:
+    """Candidate threshold (µV) for noise SD ``sd``: ``max(k·σ, floor)``."""
+    return np.maximum(cfg.fasc_threshold_sd * sd, cfg.fasc_floor_uv)
+
+
 def _segment(st: PipelineState, final: bool) -> None:
     a = st.seg_frontier
     b = st.pos
@@ -858,9 +863,7 @@ def _segment(st: PipelineState, final: bool) -> None:
     for i, blk in enumerate(range(blk0, blk1 + 1)):
         sd = _sd_for_block(st, blk)
         flat = (st.block_sd[blk] if blk < len(st.block_sd) else sd) < cfg.flat_uv
-        thr[:, i] = np.where(
-            flat, np.inf, np.maximum(cfg.fasc_threshold_sd * sd, cfg.fasc_floor_uv)
-        )
+        thr[:, i] = np.where(flat, np.inf, _threshold(cfg, sd))
     blk_of = np.arange(a, b) // st.block_n - blk0
     ys = st.buf[:, a - st.buf_start : b - st.buf_start]
     # Segments per site: supra-threshold samples of any of its channels (not excluded
@@ -931,7 +934,7 @@ def _end_before_ringing(st: PipelineState, sites: NDArray, s0: NDArray, s1: NDAr
         lag = np.arange(x.shape[1])[None, :] - pk[:, None]
         e = np.where(lag < len(env), env[np.clip(lag, 0, len(env) - 1)], 0.0)
         sd = _sd_for_block(st, a // st.block_n)[chs].astype(np.float64)
-        thr = np.maximum(cfg.fasc_threshold_sd * sd, cfg.fasc_floor_uv)
+        thr = _threshold(cfg, sd)
         bound = np.maximum(0.5 * pp[:, None] * e + 2.0 * sd[:, None], thr[:, None])
         bound = np.where(lag >= 0, bound, np.inf)  # before its peak: the potential itself
         end = _ringing_end(x, bound, pk)
@@ -1132,7 +1135,7 @@ def _potential_pp(
     lo, hi = st.half_n - alone, st.half_n + alone + 1
     t = peak[:, None] - st.half_n + np.arange(lo, hi)[None, :]  # absolute sample of each
     own = (t >= s0[:, None]) & (t < s1[:, None])
-    thr = np.maximum(st.cfg.fasc_threshold_sd * sd, st.cfg.fasc_floor_uv)[:, None]
+    thr = _threshold(st.cfg, sd)[:, None]
     other = ((np.abs(wave[:, lo:hi]) > thr) & ~own).any(axis=1)
     near = wave[:, st.half_n - reach : st.half_n + reach + 1]
     window_pp = near.max(axis=1) - near.min(axis=1)
@@ -1176,7 +1179,7 @@ def _measure(st, site_idx, s0, s1) -> None:
     peak = a_ + seg_at[idx_n, best_k]
     # Which channels saw it: their own peak above their own threshold.
     sdm = _sd_matrix(st, peak)
-    thr = np.maximum(cfg.fasc_threshold_sd * sdm[pc, pj], cfg.fasc_floor_uv)
+    thr = _threshold(cfg, sdm[pc, pj])
     saw = np.zeros((n, k_max), bool)
     saw[pj, pk] = np.maximum(np.maximum(seg_hi[pj, pk], -seg_lo[pj, pk]), 0) > thr
     wave = _gather(st, best_ch, peak - st.half_n, 2 * st.half_n)
@@ -2004,7 +2007,7 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     # candidate is a potential (at 6 dB a flat allowance lost potentials after
     # large ones that ringing could never have made).
     sd = np.array([rp[k][2]["noise_uv"] for k in me.tolist()], np.float64)
-    thr = np.maximum(st.cfg.fasc_threshold_sd * sd, st.cfg.fasc_floor_uv)
+    thr = _threshold(st.cfg, sd)
     reach = bound / 2 + 2 * sd >= thr
     bound = np.where(reach, bound + RING_NOISE_PP_SD * sd, bound)
     return shadowed, bound
@@ -2104,7 +2107,7 @@ def _grid_tests(st: PipelineState, w: NDArray, sd: NDArray, best: NDArray) -> tu
     half = max(1, int(round(SUPPORT_HALF_MS * ms)))
     lag = max(1, int(round(SUPPORT_LAG_MS * ms)))
     sd_b = sd[np.arange(n), best]
-    thr = np.maximum(st.cfg.fasc_threshold_sd * sd_b, st.cfg.fasc_floor_uv)
+    thr = _threshold(st.cfg, sd_b)
     return grid_tests(w, sd, best, half, lag, thr)
 
 
