@@ -78,6 +78,8 @@ TAIL_FRACTION = 0.1  # filter ringing after a potential stays below this x its b
 POTENTIAL_MS = 20.0  # longest fasciculation potential (surface, polyphasic)
 PHASES_MS = 5.0  # a potential's main phases lie within this of its peak
 MAX_POTENTIAL_MS = 60.0  # longer supra-threshold segments (incl. ringing) are not one potential
+GRID_MIN_CHANNELS = 8  # a site with this many electrodes is a grid
+SUPPORT_LAG_MS = 3.0  # grid: conduction across one electrode spacing (<= 10 mm at >= 3.5 m/s)
 HALF_WINDOW_MS = 25.0  # waveform window: peak ± this (holds both potentials of a doublet)
 DOUBLET_MS = (4.0, 16.0)  # lags tried for same-unit doublets
 DOUBLET_MIN_PP_SD = 8.0  # doublet test only where the peak (p-p/2) is >= this many noise SDs
@@ -132,6 +134,7 @@ class PipelineState:
     site_chs: list  # channel indices per site
     site_ch_table: NDArray  # (n_sites, max channels per site), -1 padded
     ecg_site: NDArray  # bool per site
+    grid_site: NDArray  # bool per site: an electrode grid (GRID_MIN_CHANNELS or more)
     # sample constants
     block_n: int
     bin_n: int
@@ -139,6 +142,8 @@ class PipelineState:
     warmup_n: int
     bridge_n: int
     half_n: int
+    half_pot_n: int  # half a potential's span (POTENTIAL_MS / 2)
+    support_lag_n: int  # conduction lag between grid electrodes (SUPPORT_LAG_MS)
     max_pot_n: int
     cm_n: int
     merge_bins: int
@@ -163,6 +168,7 @@ class PipelineState:
     sos: NDArray | None = None
     zi: NDArray | None = None
     ring_env: NDArray | None = None  # the filter's ringing after a peak, per lag (ringing.py)
+    tail_frac: NDArray | None = None  # ringing it leaves 1 … w activity bins later (_not_ringing)
     wav_bank: NDArray | None = None  # matched-filter bank of the noise test (wavelets.py)
     wav_gain: NDArray | None = None  # (n_ch, n_filters) each filter's noise SD over the channel's
     wav_level: float = 0.0  # a candidate's matched output must reach this (filter noise SDs)
@@ -261,12 +267,15 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
         ecg_site=np.array(
             [k[0] in ECG_SITES or r == "thoracic" for k, r in zip(keys, regions, strict=True)]
         ),
+        grid_site=np.bincount(site_of_ch, minlength=n_sites) >= GRID_MIN_CHANNELS,
         block_n=max(1, int(round(BLOCK_S * fs))),
         bin_n=bin_n,
         probe_n=int(round(PROBE_S * fs)),
         warmup_n=int(round(cfg.warmup_s * fs)),
         bridge_n=max(1, int(round(cfg.refractory_ms * ms))),
         half_n=max(2, int(round(HALF_WINDOW_MS * ms))),
+        half_pot_n=max(1, int(round(POTENTIAL_MS / 2 * ms))),
+        support_lag_n=max(1, int(round(SUPPORT_LAG_MS * ms))),
         max_pot_n=max(2, int(round(MAX_POTENTIAL_MS * ms))),
         cm_n=max(1, int(round(cfg.common_mode_ms * ms))),
         merge_bins=max(1, int(round(cfg.sustained_merge_s / (bin_n / fs)))),
@@ -407,6 +416,7 @@ def _start(st: PipelineState, probe: NDArray, final: bool) -> None:
     )
     st.zi = dsp.init_filter_state(st.sos, len(st.channels))
     st.ring_env = ringing_envelope(st.sos, st.fs)
+    st.tail_frac = _tail_fractions(st, _brief_bins(st))
     st.wav_bank = wavelet_bank(st.fs, st.half_n)
     st.wav_gain = np.tile(white_gains(st.wav_bank, st.sos, st.fs), (len(st.channels), 1))
     rate = cfg.fasc_noise_per_h
@@ -981,14 +991,14 @@ def _ringing_end_of_several(
     """
     env = st.ring_env
     head_n = min(st.max_pot_n, x.shape[1])
-    half = max(1, int(round(POTENTIAL_MS / 2 * st.fs / 1000.0)))
+    half = st.half_pot_n
     ax = np.abs(x)
     t = np.arange(x.shape[1])
     rows = np.arange(x.shape[0])
     before = lag < 0  # the first potential itself
     end = head_n + 1
+    bound = np.where(before, np.inf, np.maximum(ring + 2.0 * sd[:, None], thr[:, None]))
     for _ in range(EXTRA_RING_SOURCES):
-        bound = np.where(before, np.inf, np.maximum(ring + 2.0 * sd[:, None], thr[:, None]))
         over = ax > bound
         late = over[:, head_n:].any(axis=1)
         cand = np.where(over[:, :head_n], ax[:, :head_n], -1.0)
@@ -1131,7 +1141,7 @@ def _potential_pp(
     around the peak and the peak's noise SD, so it is the same for any chunking.
     """
     reach = max(1, int(round(PHASES_MS * st.fs / 1000.0)))
-    alone = min(st.half_n, max(reach, int(round(POTENTIAL_MS / 2 * st.fs / 1000.0))))
+    alone = min(st.half_n, max(reach, st.half_pot_n))
     lo, hi = st.half_n - alone, st.half_n + alone + 1
     t = peak[:, None] - st.half_n + np.arange(lo, hi)[None, :]  # absolute sample of each
     own = (t >= s0[:, None]) & (t < s1[:, None])
@@ -1203,7 +1213,7 @@ def _measure(st, site_idx, s0, s1) -> None:
     # the far-field test reads every electrode's window, ~40x the work otherwise.
     amp_pp = _potential_pp(st, wave, pp[idx_n, best_k], peak, s0, s1, sdm[best_ch, idx_n])
     recorded = amp_pp.astype(np.float64) >= cfg.fasc_min_pp_uv  # as keep
-    for k in np.unique(n_chs[(n_chs >= 8) & recorded]):
+    for k in np.unique(n_chs[(n_chs >= GRID_MIN_CHANNELS) & recorded]):
         rows = np.flatnonzero((n_chs == k) & recorded)
         ppk = pp[rows, :k]
         uniform[rows] = _percentile_last_axis(ppk, 25.0) >= 0.5 * ppk.max(axis=1)
@@ -1363,7 +1373,7 @@ def _may_start_rhythm(st: PipelineState, rec: dict) -> bool:
     a local candidate on the predicted beat with the QRS's shape and size is
     still a beat (the QRS may fail the far-field test in noise).
     """
-    if len(st.site_chs[rec["site_i"]]) < GRID_MIN_CHANNELS:
+    if not st.grid_site[rec["site_i"]]:
         return True
     return bool(rec.get("uniform", False))
 
@@ -1469,8 +1479,8 @@ def _active_bins(st: PipelineState, rms: NDArray, excl: NDArray, b0: int) -> NDA
         sel = inside & (blk == b)
         if not sel.any():
             continue
-        st.block_active[int(b)] = st.block_active.get(int(b), 0) + busy[:, sel].sum(axis=1)
-        st.block_bins[int(b)] = st.block_bins.get(int(b), 0) + int(sel.sum())
+        st.block_active[b] = st.block_active.get(b, 0) + busy[:, sel].sum(axis=1)
+        st.block_bins[b] = st.block_bins.get(b, 0) + int(sel.sum())
     return active
 
 
@@ -1596,7 +1606,7 @@ def _not_ringing(st: PipelineState, site_rms: NDArray, b0: int) -> NDArray:
     # ringing's p-p is its RMS times 2 sqrt 2): a mains notch rings after a large
     # doublet at 10-20 % for ~0.1 s, and two or three such doublets within a
     # quarter of a second were taken for a brief voluntary run (hd-grid 20 dB).
-    frac = _tail_fractions(st, w)
+    frac = st.tail_frac
     tail = np.zeros(site_rms.shape, np.float64)
     for j in range(1, w + 1):
         tail = np.maximum(tail, frac[j - 1] * ext[:, w - j : w - j + nb])
@@ -1945,8 +1955,7 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     hi = np.searchsorted(ix.k_sorted, key + reach, side="right")
     pairs = []
     maybe = []  # grid pairs close enough to be one potential, if on shared electrodes
-    grid = np.array([len(c) >= GRID_MIN_CHANNELS for c in st.site_chs])[ix.sites]
-    half_pot = int(round(POTENTIAL_MS / 2 * st.fs / 1000.0))
+    grid = st.grid_site[ix.sites]
     for o in range(int((hi - lo).max(initial=0))):
         ok = np.flatnonzero(lo + o < hi)
         j, m = ix.by_key[lo[ok] + o], me[ok]
@@ -1961,7 +1970,7 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
         hit = np.flatnonzero(overlap & larger)
         pairs += zip(ok[hit].tolist(), j[hit].tolist(), m[hit].tolist(), strict=True)
         near = (j != m) & known[j] & known[m] & larger & ~overlap & grid[m]
-        near &= np.abs(ix.peaks[j] - ix.peaks[m]) <= half_pot
+        near &= np.abs(ix.peaks[j] - ix.peaks[m]) <= st.half_pot_n
         hit = np.flatnonzero(near)
         maybe += zip(ok[hit].tolist(), j[hit].tolist(), m[hit].tolist(), strict=True)
     # Grids: a potential's first phase may cross the threshold on one electrode
@@ -2026,7 +2035,7 @@ def _same_place(st: PipelineState, a: dict, b: dict) -> bool:
     if fa is None or fb is None:
         return False
     chs = st.site_chs[a["site_i"]]
-    bound = support_bound(len(chs), max(1, int(round(SUPPORT_LAG_MS * st.fs / 1000.0))))
+    bound = support_bound(len(chs), st.support_lag_n)
     slot_a = int(np.searchsorted(chs, a["best_ch"]))
     slot_b = int(np.searchsorted(chs, b["best_ch"]))
     return bool(fa[slot_b] >= bound or fb[slot_a] >= bound)
@@ -2091,24 +2100,15 @@ def _far_field(w: NDArray) -> NDArray:
     return (norm > 0) & (np.percentile(proj, 25, axis=1) >= FAR_FIELD_RATIO * top)
 
 
-GRID_MIN_CHANNELS = 8  # a site with this many electrodes is a grid (as the far-field test)
-SUPPORT_HALF_MS = POTENTIAL_MS / 2  # the candidate's waveform: its peak +- this
-SUPPORT_LAG_MS = 3.0  # conduction across one electrode spacing (<= 10 mm at >= 3.5 m/s)
-
-
 def _grid_tests(st: PipelineState, w: NDArray, sd: NDArray, best: NDArray) -> tuple:
     """(lone noise crossing, far field with any sign, field) of grid candidates (grid.py).
 
     ``w``: their electrode windows (``_grid_windows``), ``sd``: (n, k) noise SD of
     each electrode, ``best``: slot of the largest electrode.
     """
-    n = len(w)
-    ms = st.fs / 1000.0
-    half = max(1, int(round(SUPPORT_HALF_MS * ms)))
-    lag = max(1, int(round(SUPPORT_LAG_MS * ms)))
-    sd_b = sd[np.arange(n), best]
-    thr = _threshold(st.cfg, sd_b)
-    return grid_tests(w, sd, best, half, lag, thr)
+    # The candidate's waveform is its peak +- half a potential.
+    thr = _threshold(st.cfg, sd[np.arange(len(w)), best])
+    return grid_tests(w, sd, best, st.half_pot_n, st.support_lag_n, thr)
 
 
 def _outsizes_beat(p: dict) -> bool:

@@ -24,6 +24,7 @@ from scipy import signal
 from emgtool.pipeline import _kernels
 
 __all__ = [
+    "band_power",
     "floor_bias",
     "rms_level",
     "effective_band",
@@ -116,10 +117,15 @@ def robust_sd(x: NDArray, axis: int = -1) -> NDArray[np.float64]:
     return np.median(np.abs(x), axis=axis) / 0.6745
 
 
+def band_power(sos: NDArray, fs: float, n_fft: int = 8192) -> tuple[NDArray, NDArray]:
+    """Frequencies (Hz) and power response ``|H(f)|²`` of ``sos`` on an ``n_fft`` grid."""
+    f, h = signal.sosfreqz(sos, worN=n_fft // 2 + 1, fs=fs)
+    return f, np.abs(h) ** 2
+
+
 def _noise_autocorr(sos: NDArray, fs: float, n_fft: int = 1 << 16) -> NDArray[np.float64]:
     """Autocorrelation (lags 0, 1, … n_fft/2 - 1) of white noise through ``sos``."""
-    _, h = signal.sosfreqz(sos, worN=n_fft // 2 + 1, fs=fs)
-    ac = np.fft.irfft(np.abs(h) ** 2, n=n_fft)
+    ac = np.fft.irfft(band_power(sos, fs, n_fft)[1], n=n_fft)
     return ac[: n_fft // 2] / ac[0]
 
 

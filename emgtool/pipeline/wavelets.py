@@ -78,14 +78,9 @@ def reach_samples(fs: float, half_n: int) -> int:
     return int(min(max(1, round(REACH_MS / 1000.0 * fs)), max(1, half_n // 3)))
 
 
-def _band_response(sos: NDArray, fs: float, n_fft: int = 8192) -> tuple[NDArray, NDArray]:
-    f, h = signal.sosfreqz(sos, worN=n_fft // 2 + 1, fs=fs)
-    return f, np.abs(h) ** 2
-
-
 def white_gains(bank: NDArray, sos: NDArray, fs: float) -> NDArray[np.float64]:
     """Each filter's output SD over its input SD, for white noise through ``sos``."""
-    f, p = _band_response(sos, fs)
+    f, p = dsp.band_power(sos, fs)
     hk = np.abs(np.fft.rfft(bank, n=2 * (len(f) - 1), axis=1)) ** 2
     return np.sqrt((hk * p[None, :]).sum(axis=1) / p.sum())
 
@@ -111,7 +106,7 @@ def noise_level(bank: NDArray, sos: NDArray, fs: float, rate_per_h: float) -> fl
     Rice's formula for each filter's output (its zero up-crossing rate from
     its spectrum), both polarities, summed over the bank.
     """
-    f, p = _band_response(sos, fs)
+    f, p = dsp.band_power(sos, fs)
     hk = np.abs(np.fft.rfft(bank, n=2 * (len(f) - 1), axis=1)) ** 2 * p[None, :]
     nu0 = np.sqrt((hk * f[None, :] ** 2).sum(axis=1) / hk.sum(axis=1))
     return float(np.sqrt(2.0 * np.log(2.0 * 3600.0 * nu0.sum() / rate_per_h)))
