@@ -220,7 +220,8 @@ class PipelineState:
     # decisions
     pending: list = field(default_factory=list)
     recent_peaks: list = field(default_factory=list)  # (peak, site, candidate) of all candidates
-    ring_sources: list = field(default_factory=list)  # (ring peak, site, ring amp, onset), recent
+    ring_sources: list = field(default_factory=list)  # (ring peak, site, ring amp, onset,
+    # ring amp on every grid electrode or None), recent
     trackers: list = field(default_factory=list)
     beat_obs: list = field(default_factory=list)  # long trunk segments waiting for the tracker
     long_beats: list = field(default_factory=list)  # peaks of long segments taken as beats
@@ -1208,6 +1209,7 @@ def _measure(st, site_idx, s0, s1) -> None:
     uniform = np.zeros(n, bool)
     lone = np.zeros(n, bool)  # grids: a noise crossing on one electrode (_grid_tests)
     field: dict = {}  # grids: each electrode's share of the candidate (_one_potential)
+    elec_pp: dict = {}  # grids: p-p on every electrode (_explained_by_neighbours)
     n_chs = (tab >= 0).sum(axis=1)
     # Only candidates large enough to be recorded at all (``keep`` below) need it:
     # the far-field test reads every electrode's window, ~40x the work otherwise.
@@ -1216,6 +1218,7 @@ def _measure(st, site_idx, s0, s1) -> None:
     for k in np.unique(n_chs[(n_chs >= GRID_MIN_CHANNELS) & recorded]):
         rows = np.flatnonzero((n_chs == k) & recorded)
         ppk = pp[rows, :k]
+        elec_pp.update(zip(rows.tolist(), ppk.astype(np.float32), strict=True))
         uniform[rows] = _percentile_last_axis(ppk, 25.0) >= 0.5 * ppk.max(axis=1)
         w = _grid_windows(st, tab[rows, :k], peak[rows])  # every electrode, once
         uniform[rows] |= _far_field(w)
@@ -1270,12 +1273,13 @@ def _measure(st, site_idx, s0, s1) -> None:
                 "uniform": uni_l[j],
                 "ecg": False,
                 "start_far": start_far[j],  # it may still be part of a neighbour's potential
+                "elec_pp": elec_pp.get(j),
                 "near_wave": wave[j],
                 "noise_uv": sd_l[j],
             }
             st.recent_peaks.append((peak_l[j], site_l[j], rec))
             # ... and its filter ringing still bounds what follows it
-            st.ring_sources.append((peak_l[j], site_l[j], amp_l[j], start_far[j]))
+            st.ring_sources.append((peak_l[j], site_l[j], amp_l[j], start_far[j], elec_pp.get(j)))
             continue
         chans = tab[j][saw[j]].tolist() or [best_l[j]]
         i = row_l[j]  # -1: covered (dropped at decision): no shape measures
@@ -1295,6 +1299,7 @@ def _measure(st, site_idx, s0, s1) -> None:
             "uniform": uni_l[j],
             "lone": bool(lone[j]),
             "field": field.get(j),
+            "elec_pp": elec_pp.get(j),
             "ring_peak": peak_l[j],  # where its filter ringing starts, and how large
             "ring_amp": amp_l[j],  # (a doublet rings twice: see below)
             "noise_uv": sd_l[j],
@@ -1322,7 +1327,14 @@ def _measure(st, site_idx, s0, s1) -> None:
                 new[i]["ring_peak"] = max([new[i]["peak"]] + [q["peak"] for q in pr])
                 new[i]["ring_amp"] = sum(q["amplitude_uv"] for q in pr)
     st.ring_sources += [
-        (r["ring_peak"], r["site_i"], r["ring_amp"], r.get("start_far", r["start"])) for r in new
+        (
+            r["ring_peak"],
+            r["site_i"],
+            r["ring_amp"],
+            r.get("start_far", r["start"]),
+            None if r["elec_pp"] is None else r["elec_pp"] * (r["ring_amp"] / r["amplitude_uv"]),
+        )
+        for r in new
     ]
     _track_beats(st)
 
@@ -1985,6 +1997,8 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
         lag = abs(int(ix.peaks[j] - ix.peaks[m]))
         if shadowed[i]:
             continue
+        if rp[j][2].get("lone") or rp[j][2].get("noise"):
+            continue  # a noise crossing stands for no potential (see _decide)
         # A larger candidate already resolved into both discharges of a doublet
         # stands for both: a smaller one within it is one of them found again (on a
         # grid, from another electrode, a few ms off: both were counted twice).
@@ -1995,9 +2009,17 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     # Ringing of earlier potentials (strictly before, by their ring peak), plus the
     # noise riding on it where it is large enough to be found at all.
     env = st.ring_env
-    srcs = np.array(st.ring_sources, np.float64).reshape(-1, 4)
+    srcs = np.array([r[:4] for r in st.ring_sources], np.float64).reshape(-1, 4)
     src = srcs[:, 1].astype(np.int64) * _SITE_KEY + srcs[:, 0].astype(np.int64)
     amp, src_start = srcs[:, 2], srcs[:, 3].astype(np.int64)
+    # On a grid the filter rings on each electrode with what that electrode saw: a
+    # source's ringing on the candidate's electrode is bounded by its p-p there.
+    elec = [r[4] for r in st.ring_sources]
+    slot = np.full(len(key), -1, np.int64)
+    for q in np.flatnonzero(st.grid_site[ix.sites[me]]).tolist():
+        c = rp[me[q]][2]
+        if "best_ch" in c:
+            slot[q] = np.searchsorted(st.site_chs[c["site_i"]], c["best_ch"])
     order = np.argsort(src, kind="stable")
     src_k = src[order]
     lo = np.searchsorted(src_k, key - (len(env) - 1), side="left")
@@ -2010,7 +2032,12 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
         src_pk = srcs[j, 0].astype(np.int64)
         apart &= ~((res_lo[m] <= src_pk) & (src_pk < res_hi[m]))
         lag = key[ok] - src_k[lo[ok] + o]
-        bound[ok] = np.maximum(bound[ok], np.where(apart, amp[j] * env[lag], 0.0))
+        amp_j = amp[j]
+        for q in np.flatnonzero(slot[ok] >= 0).tolist():
+            f = elec[j[q]]
+            if f is not None:
+                amp_j[q] = f[slot[ok[q]]]
+        bound[ok] = np.maximum(bound[ok], np.where(apart, amp_j * env[lag], 0.0))
     # Noise rides on the ringing, but only matters where the ringing with a
     # common noise peak (2 SDs) can reach the threshold at all; below that, a
     # candidate is a potential (at 6 dB a flat allowance lost potentials after
@@ -2253,7 +2280,8 @@ def _neighbour_tests(
     """Per candidate: (the amplitude below which it is a phase or the ringing of a larger
     same-site potential, a heart beat within the QRS window, a common-mode candidate of
     its site within the artefact window).
-    Beats and common-mode flags are those known now (``r["cm"]``)."""
+    Beats and common-mode flags are those known now (``r["cm"]``); a beat or
+    artefact only counts if it could have made the candidate (``_outsizes_neighbours``)."""
     rp = st.recent_peaks
     n_rp = len(rp)
     cm_arr = np.fromiter((r.get("cm", False) for _, _, r in rp), bool, n_rp)
@@ -2268,9 +2296,56 @@ def _neighbour_tests(
     ring_lim = np.maximum(ring_max * RING_RATIO, ringing)
     ring_lim[shadowed] = np.inf
     beat_near = _window_any(ix.t_sorted, beat[ix.by_time], pk_p - qrs_pre, pk_p + qrs_post)
-    beat_near |= _near_long_beat(st, pk_p - qrs_pre, pk_p + qrs_post)
+    long_near = _near_long_beat(st, pk_p - qrs_pre, pk_p + qrs_post)
     cm_near = _window_any(ix.k_sorted, cm_arr[ix.by_key], kp - st.art_n[1], kp + st.art_n[0])
-    return ring_lim.tolist(), beat_near.tolist(), cm_near.tolist()
+    for i in np.flatnonzero((beat_near | cm_near) & ~long_near).tolist():
+        if _outsizes_neighbours(st, ix, beat, cm_arr, st.pending[i]):
+            beat_near[i] = cm_near[i] = False
+    return ring_lim.tolist(), (beat_near | long_near).tolist(), cm_near.tolist()
+
+
+def _outsizes_neighbours(
+    st: PipelineState, ix: _RecentIndex, beat: NDArray, cm: NDArray, p: dict
+) -> bool:
+    """Is a candidate too large to be part of the beats and artefacts around it?
+
+    Only a grid can tell.  The tail of a common-mode artefact (its later
+    phases, its ringing) and the waves of a heart beat are not much larger
+    than the artefact or the beat itself on the same electrode (``AMP_RATIO``,
+    as ``_outsizes_beat``), and a grid measures the neighbour's p-p on the
+    candidate's own electrode: a QRS is seen by every electrode at a similar,
+    small size, while a motor unit's potential is focal, so a potential
+    several times the QRS on its electrodes is a potential that happens to
+    fall near a beat.  On one or two electrodes an artefact's later phases
+    may well outgrow its first crossing (allowing it there added 7 false
+    fasciculations per 10 min on simulated healthy and cramp recordings with
+    motion artefacts), and a beat of another site tells nothing of the size
+    here: both still explain the candidate.
+    """
+    pk, s, amp = p["peak"], p["site_i"], p["amplitude_uv"]
+    qrs_pre, qrs_post = st.qrs_n
+    lo = int(np.searchsorted(ix.t_sorted, pk - max(qrs_pre, st.art_n[1]), side="left"))
+    hi = int(np.searchsorted(ix.t_sorted, pk + max(qrs_post, st.art_n[0]), side="right"))
+    slot = None
+    largest = 0.0
+    for o in ix.by_time[lo:hi].tolist():
+        d = int(ix.peaks[o]) - pk
+        is_beat = beat[o] and -qrs_pre <= d <= qrs_post
+        is_art = cm[o] and -st.art_n[1] <= d <= st.art_n[0] and ix.sites[o] == s
+        if not (is_beat or is_art):
+            continue
+        if ix.sites[o] != s:
+            return False  # a beat of another site: its size here is unknown
+        r = st.recent_peaks[o][2]
+        if r is p:
+            continue
+        ep = r.get("elec_pp")
+        if ep is None or not st.grid_site[s]:
+            return False
+        if slot is None:
+            slot = int(np.searchsorted(st.site_chs[s], p["best_ch"]))
+        largest = max(largest, float(ep[slot]))
+    return amp > AMP_RATIO * largest
 
 
 def _decide(st: PipelineState, final: bool) -> None:
@@ -2335,7 +2410,7 @@ def _decide(st: PipelineState, final: bool) -> None:
             a, b = p["start"], p["stop"]
             if any(e > a and x < b for x, e in clipped[p["best_ch"]]):
                 reason = "clipped"
-        if reason is None and p.pop("noise", False):
+        if reason is None and p.get("noise", False):
             continue  # a noise crossing, not a potential (wavelets.py): not an event
         p["kind"] = "fasciculation" if reason is None else "artifact"
         p["reason"] = reason or "n/a"
