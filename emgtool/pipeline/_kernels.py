@@ -490,19 +490,24 @@ def site_segments(
 
 
 # ---------------------------------------------------------------- noise floor
-def _kth_smallest(u, k, cnt):  # pragma: no cover - compiled
+def _kth_smallest(u, k, cnt, buf):  # pragma: no cover - compiled
     """The k-th smallest of ``u`` (uint32), by radix selection on 8-bit digits.
 
     Non-negative float32 values order like their bit patterns read as uint32,
-    so this selects among |x| exactly, in four short passes.
+    so this selects among |x| exactly.  After each digit only the values that
+    share the selected prefix are kept (in ``buf``, scratch as long as ``u``):
+    the top digit (sign and 7 exponent bits) keeps at most a few hundred of a
+    block's values, the next one a handful, and one value left is the answer,
+    so most selections take two passes over a shrinking set instead of four
+    over all.
     """
     prefix = np.uint32(0)
-    mask = np.uint32(0)
+    src = u
+    n = len(u)
     for shift in (24, 16, 8, 0):
         cnt[:] = 0
-        for v in u:
-            if (v & mask) == prefix:
-                cnt[(v >> shift) & 255] += 1
+        for i in range(n):
+            cnt[(src[i] >> shift) & 255] += 1
         below = 0
         digit = 0
         for digit in range(256):
@@ -511,7 +516,15 @@ def _kth_smallest(u, k, cnt):  # pragma: no cover - compiled
             below += cnt[digit]
         k -= below
         prefix |= np.uint32(digit) << np.uint32(shift)
-        mask |= np.uint32(255) << np.uint32(shift)
+        j = 0
+        for i in range(n):  # in place once src is buf: j <= i; branch-free
+            w = src[i]
+            buf[j] = w
+            j += ((w >> shift) & 255) == digit
+        src = buf
+        n = j
+        if n == 1:
+            return buf[0]
     return prefix
 
 
@@ -522,6 +535,7 @@ def _block_robust_sd(x, block_n, n_blocks, step):  # pragma: no cover - compiled
     v = np.empty(m, np.float32)
     u = v.view(np.uint32)
     cnt = np.zeros(256, np.int64)
+    buf = np.empty(m, np.uint32)
     pair = np.empty(2, np.uint32)
     for b in range(n_blocks):
         for c in range(n_ch):
@@ -530,18 +544,16 @@ def _block_robust_sd(x, block_n, n_blocks, step):  # pragma: no cover - compiled
             # numpy's median: the middle value, or the mean of the two middle values
             # in float32; selected exactly, so the result is bit-identical.
             k = (m - 1) // 2
-            lo = _kth_smallest(u, k, cnt)
+            lo = _kth_smallest(u, k, cnt, buf)
             pair[0] = lo
             pair[1] = lo
             if m % 2 == 0:
                 # the next value up: lo again if it occurs more than k + 1 times
                 n_le = 0
                 nxt = np.uint32(0xFFFFFFFF)
-                for w in u:
-                    if w <= lo:
-                        n_le += 1
-                    elif w < nxt:
-                        nxt = w
+                for w in u:  # branch-free: half the values fall either way
+                    n_le += w <= lo
+                    nxt = min(nxt, w if w > lo else np.uint32(0xFFFFFFFF))
                 if n_le <= k + 1:
                     pair[1] = nxt
             f = pair.view(np.float32)

@@ -142,6 +142,8 @@ def test_block_noise_sd_is_the_numpy_robust_sd(block_n):
     rng = np.random.default_rng(block_n)
     x = (rng.standard_normal((6, block_n * 3)) * 5).astype(np.float32)
     x[2] = np.round(x[2])  # ties
+    x[3] = 0.0  # one value throughout (the selection never narrows to one)
+    x[4, ::3] = 1.5  # a third of the values equal, near the median
     got = K.block_robust_sd(x, block_n, 3, 4)
     want = [dsp.robust_sd(x[:, i * block_n : (i + 1) * block_n][:, ::4]) for i in range(3)]
     assert np.array_equal(got, np.array(want, np.float32))
