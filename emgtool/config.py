@@ -86,12 +86,10 @@ class DetectorConfig:
     """Reject potentials locked to the cardiac rhythm."""
 
     # --- sustained activity and cramps
-    envelope_ms: float = 50.0
-    """RMS envelope window."""
-    sustained_on_sd: float = 3.0
-    """Envelope onset threshold, in SDs of the resting envelope above its median."""
-    sustained_off_sd: float = 1.5
-    """Envelope offset threshold (hysteresis)."""
+    activity_sd: float = 2.0
+    """A 10-ms bin is active when its RMS exceeds this many noise SDs, or the RMS that
+    noise alone reaches in one bin of 30,000 if that is higher (low sampling rates);
+    runs of active bins are sustained activity (docs/detection.md §6)."""
     sustained_min_s: float = 0.5
     """Minimum duration of sustained activity."""
     sustained_merge_s: float = 0.1
@@ -117,8 +115,8 @@ class DetectorConfig:
             raise ConfigError(
                 f"band_hz must be (low, high) with 0 < low < high, got {self.band_hz}"
             )
-        if self.fasc_threshold_sd <= 0 or self.cramp_min_s <= 0:
-            raise ConfigError("fasc_threshold_sd and cramp_min_s must be positive")
+        if self.fasc_threshold_sd <= 0 or self.cramp_min_s <= 0 or self.activity_sd <= 0:
+            raise ConfigError("fasc_threshold_sd, activity_sd and cramp_min_s must be positive")
         if self.fasc_noise_per_h is not None and not self.fasc_noise_per_h >= 0:
             raise ConfigError(
                 f"fasc_noise_per_h must be a rate >= 0 (or null), got {self.fasc_noise_per_h}"

@@ -72,8 +72,7 @@ NOISE_PCT = 25.0  # percentile of recent block SDs used as the noise floor
 FLOOR_BLOCKS = 10  # ... of this many blocks before the current one
 NOISE_STEP = 4  # a block's robust SD is taken from every 4th sample
 ACTIVE_BLOCK_FRACTION = 0.2  # blocks more active than this keep the previous noise estimate
-ACTIVE_RMS_SD = 2.0  # a 10-ms bin is active above this many noise SDs (RMS) ...
-ACTIVE_NOISE_P = 3e-5  # ... or above what noise alone reaches in 1 bin of 30000 (5 min)
+ACTIVE_NOISE_P = 3e-5  # a bin is active above cfg.activity_sd or what noise reaches in 1 of 30000
 TAIL_FRACTION = 0.1  # filter ringing after a potential stays below this x its bin RMS
 POTENTIAL_MS = 20.0  # longest fasciculation potential (surface, polyphasic)
 PHASES_MS = 5.0  # a potential's main phases lie within this of its peak
@@ -173,7 +172,7 @@ class PipelineState:
     wav_gain: NDArray | None = None  # (n_ch, n_filters) each filter's noise SD over the channel's
     wav_level: float = 0.0  # a candidate's matched output must reach this (filter noise SDs)
     floor_bias: float = 1.0  # expected noise floor / noise SD (dsp.floor_bias)
-    active_sd: float = ACTIVE_RMS_SD  # an activity bin's RMS level, in noise-floor SDs
+    active_sd: float = 2.0  # an activity bin's RMS level, in noise-floor SDs (_start)
     mains_hz: float | None = None
     harmonics: tuple = ()
     mains_ratio: NDArray | None = None
@@ -428,7 +427,7 @@ def _start(st: PipelineState, probe: NDArray, final: bool) -> None:
     # Bins of few samples (2 at 250 Hz) scatter widely: at 2σ noise alone would make
     # one bin in 50 active there, and chains of them sustained activity.
     noise_rms = dsp.rms_level(st.sos, st.fs, st.bin_n, ACTIVE_NOISE_P) / st.floor_bias
-    st.active_sd = max(ACTIVE_RMS_SD, noise_rms)
+    st.active_sd = max(cfg.activity_sd, noise_rms)
     # Channels that are essentially pure, strong mains are disconnected electrodes
     # (a few µV of hum on a quiet channel is removed by the notches, not a fault).
     st.disconnected = (st.mains_ratio > 0.8) & (mains_rms >= DISCONNECTED_MAINS_UV)

@@ -146,3 +146,24 @@ def test_cramps_are_still_found_at_low_sampling_rates(fs):
     r = evaluate(analyze(rec).events, truth, duration_s=rec.duration_s)["cramp"]["overall"]
     assert r["n_true"] >= 2
     assert r["sensitivity"] == 1.0 and r["precision"] == 1.0, r
+
+
+def test_activity_sd_sets_what_counts_as_sustained_activity():
+    """``activity_sd`` is the level a 10-ms bin's RMS must exceed: weak, continual
+    firing at ~3 noise SDs of RMS for 6 s is a cramp at the default 2, and nothing
+    sustained once the level is raised above it."""
+    from emgtool.config import DetectorConfig
+
+    rng = np.random.default_rng(8)
+    x = _base(30.0, 5.0, seed=2)
+    a, b = int(12.0 * FS), int(18.0 * FS)
+    x[a:b] += rng.normal(0, 14.0, b - a)  # in-band RMS ~3x the noise's: dense firing
+    rec = _rec(x)
+
+    def sustained(cfg):
+        ev = analyze(rec, config=cfg).events
+        return ev[ev["trial_type"].isin(["cramp", "voluntary"])]
+
+    default = sustained(DetectorConfig())
+    assert ((default["onset"] < 12.5) & (default["onset"] + default["duration"] > 17.5)).any()
+    assert sustained(DetectorConfig(activity_sd=8.0)).empty
