@@ -54,7 +54,8 @@ class DetectorConfig:
     Filters start from the steady state of the first sample, so a DC offset
     causes no step transient; only the band-pass's own ringing remains."""
     noise_window_s: float = 10.0
-    """Window of the running robust noise estimate (median absolute deviation)."""
+    """History of the noise floor: a low percentile of the robust SDs (MAD) of the
+    1-s blocks within this window before the current one (rounded to whole seconds)."""
 
     # --- fasciculation potentials
     fasc_threshold_sd: float = 4.0
@@ -68,8 +69,6 @@ class DetectorConfig:
     """Noise test: a candidate must carry a potential's energy (matched-filter bank,
     ``pipeline/wavelets.py``) at the level Gaussian noise reaches this often per
     channel-hour; ``None`` or 0 turns the test off."""
-    fasc_window_ms: float = 30.0
-    """Window around the peak in which shape features are measured."""
     refractory_ms: float = 4.0
     """Dead time after a potential on a site (motor-unit refractory period, 3–4 ms)."""
     doublet_ms: float = 20.0
@@ -104,8 +103,6 @@ class DetectorConfig:
     """Upper bound on shape clusters per site."""
 
     # --- quality
-    clip_fraction: float = 0.001
-    """A window with more than this fraction of samples at the rails is clipped."""
     flat_uv: float = 0.5
     """A channel whose robust SD is below this (µV) is flat/disconnected."""
 
@@ -115,6 +112,8 @@ class DetectorConfig:
             raise ConfigError(
                 f"band_hz must be (low, high) with 0 < low < high, got {self.band_hz}"
             )
+        if self.noise_window_s < 1.0:
+            raise ConfigError(f"noise_window_s must be at least 1 s, got {self.noise_window_s}")
         if self.fasc_threshold_sd <= 0 or self.cramp_min_s <= 0 or self.activity_sd <= 0:
             raise ConfigError("fasc_threshold_sd, activity_sd and cramp_min_s must be positive")
         if self.fasc_noise_per_h is not None and not self.fasc_noise_per_h >= 0:

@@ -69,7 +69,6 @@ PROBE_S = 5.0  # buffered at the start to find mains and the cardiac rhythm
 BLOCK_S = 1.0  # noise-floor block
 BIN_S = 0.01  # activity bin
 NOISE_PCT = 25.0  # percentile of recent block SDs used as the noise floor
-FLOOR_BLOCKS = 10  # ... of this many blocks before the current one
 NOISE_STEP = 4  # a block's robust SD is taken from every 4th sample
 ACTIVE_BLOCK_FRACTION = 0.2  # blocks more active than this keep the previous noise estimate
 ACTIVE_NOISE_P = 3e-5  # a bin is active above cfg.activity_sd or what noise reaches in 1 of 30000
@@ -136,6 +135,7 @@ class PipelineState:
     grid_site: NDArray  # bool per site: an electrode grid (GRID_MIN_CHANNELS or more)
     # sample constants
     block_n: int
+    floor_blocks: int  # the noise floor's history, in blocks (cfg.noise_window_s)
     bin_n: int
     probe_n: int
     warmup_n: int
@@ -269,6 +269,7 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
         ),
         grid_site=np.bincount(site_of_ch, minlength=n_sites) >= GRID_MIN_CHANNELS,
         block_n=max(1, int(round(BLOCK_S * fs))),
+        floor_blocks=max(1, int(round(cfg.noise_window_s / BLOCK_S))),
         bin_n=bin_n,
         probe_n=int(round(PROBE_S * fs)),
         warmup_n=int(round(cfg.warmup_s * fs)),
@@ -423,7 +424,9 @@ def _start(st: PipelineState, probe: NDArray, final: bool) -> None:
     st.wav_level = noise_level(st.wav_bank, st.sos, st.fs, rate) if rate else 0.0
     # The noise floor sits a few % below the noise SD (a low percentile of scattered
     # block estimates); the noise test's level is calibrated on the true SD.
-    st.floor_bias = dsp.floor_bias(st.sos, st.fs, st.block_n, NOISE_STEP, FLOOR_BLOCKS, NOISE_PCT)
+    st.floor_bias = dsp.floor_bias(
+        st.sos, st.fs, st.block_n, NOISE_STEP, st.floor_blocks, NOISE_PCT
+    )
     # Bins of few samples (2 at 250 Hz) scatter widely: at 2σ noise alone would make
     # one bin in 50 active there, and chains of them sustained activity.
     noise_rms = dsp.rms_level(st.sos, st.fs, st.bin_n, ACTIVE_NOISE_P) / st.floor_bias
@@ -737,22 +740,22 @@ def _extend_floor(st: PipelineState) -> None:
     """Noise floor in force in every block whose history is now final.
 
     The floor of block ``b`` is the ``NOISE_PCT`` percentile of the SDs of the
-    ``FLOOR_BLOCKS`` blocks before it (fewer at the start).
+    ``st.floor_blocks`` blocks before it (fewer at the start).
     """
     n = len(st.block_sd)  # the floor of every block b <= n is final
     b = len(st.sd_floor)
-    while b <= n and b < FLOOR_BLOCKS:  # the first blocks have a shorter history
+    while b <= n and b < st.floor_blocks:  # the first blocks have a shorter history
         hist = st.block_sd[:b]
         st.sd_floor.append(_percentile_last_axis(np.array(hist).T, NOISE_PCT) if hist else None)
         b += 1
     if b > n:
         return
     if b == n:  # the usual case, one block closed: no sliding-window view needed
-        hist = np.array(st.block_sd[n - FLOOR_BLOCKS : n]).T  # (n_ch, FLOOR_BLOCKS)
+        hist = np.array(st.block_sd[n - st.floor_blocks : n]).T  # (n_ch, floor_blocks)
         st.sd_floor.append(_percentile_last_axis(hist, NOISE_PCT))
         return
-    hist = np.array(st.block_sd[b - FLOOR_BLOCKS : n])  # (n - b + FLOOR_BLOCKS, n_ch)
-    win = np.lib.stride_tricks.sliding_window_view(hist, FLOOR_BLOCKS, axis=0)
+    hist = np.array(st.block_sd[b - st.floor_blocks : n])  # (n - b + st.floor_blocks, n_ch)
+    win = np.lib.stride_tricks.sliding_window_view(hist, st.floor_blocks, axis=0)
     st.sd_floor.extend(_percentile_last_axis(win, NOISE_PCT))
 
 
@@ -786,7 +789,7 @@ def _sd_for_block(st: PipelineState, b: int) -> NDArray:
         return st.probe_sd
     if b < len(st.sd_floor) and st.sd_floor[b] is not None:
         return st.sd_floor[b]
-    hist = st.block_sd[max(0, b - FLOOR_BLOCKS) : b]  # not final yet: not kept
+    hist = st.block_sd[max(0, b - st.floor_blocks) : b]  # not final yet: not kept
     if not hist:
         return st.probe_sd
     return _percentile_last_axis(np.array(hist).T, NOISE_PCT)

@@ -167,3 +167,37 @@ def test_activity_sd_sets_what_counts_as_sustained_activity():
     default = sustained(DetectorConfig())
     assert ((default["onset"] < 12.5) & (default["onset"] + default["duration"] > 17.5)).any()
     assert sustained(DetectorConfig(activity_sd=8.0)).empty
+
+
+def test_noise_window_s_sets_how_fast_the_floor_follows_the_noise():
+    """The floor is a low percentile of the 1-s block SDs within ``noise_window_s``:
+    on noise that grows slowly (electrodes drying), a 3-s window follows it closely,
+    the default 10-s window lags several seconds behind."""
+    from emgtool.config import DetectorConfig
+
+    rng = np.random.default_rng(9)
+    n = int(40.0 * FS)
+    t = np.arange(n) / FS
+    sd = 4.0 * (1.0 + np.clip(t - 15.0, 0.0, None) * 0.06)  # +6 % of the start per second
+    rec = _rec(rng.normal(0.0, 1.0, n) * sd)
+
+    def floor_at(cfg, t_s):
+        st = core.init_state(FS, rec.channels, cfg)
+        core.step(rec, st)
+        core.flush(st)
+        return float(core._sd_for_block(st, int(t_s))[0])
+
+    start = floor_at(DetectorConfig(), 12.0)
+    short = floor_at(DetectorConfig(noise_window_s=3.0), 35.0)
+    long_ = floor_at(DetectorConfig(), 35.0)
+    growth = (1.0 + (35.0 - 15.0) * 0.06) * start  # the noise's SD at 35 s, ~2.2x
+    assert short > 0.85 * growth, (start, short, long_)
+    assert long_ < 0.85 * short, (start, short, long_)
+
+
+def test_noise_window_s_below_one_block_is_rejected():
+    from emgtool.config import DetectorConfig
+    from emgtool.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="noise_window_s"):
+        DetectorConfig(noise_window_s=0.5)
