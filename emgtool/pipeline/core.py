@@ -219,8 +219,8 @@ class PipelineState:
     # decisions
     pending: list = field(default_factory=list)
     recent_peaks: list = field(default_factory=list)  # (peak, site, candidate) of all candidates
-    ring_sources: list = field(default_factory=list)  # (ring peak, site, ring amp, onset,
-    # ring amp on every grid electrode or None), recent
+    # (ring peak, site, ring amp, onset, ring amp per grid electrode or None), recent
+    ring_sources: list = field(default_factory=list)
     trackers: list = field(default_factory=list)
     beat_obs: list = field(default_factory=list)  # long trunk segments waiting for the tracker
     long_beats: list = field(default_factory=list)  # peaks of long segments taken as beats
@@ -1211,7 +1211,7 @@ def _measure(st, site_idx, s0, s1) -> None:
     uniform = np.zeros(n, bool)
     lone = np.zeros(n, bool)  # grids: a noise crossing on one electrode (_grid_tests)
     field: dict = {}  # grids: each electrode's share of the candidate (_one_potential)
-    elec_pp: dict = {}  # grids: p-p on every electrode (_explained_by_neighbours)
+    elec_pp: dict = {}  # grids: p-p on every electrode (_outsizes_neighbours, ringing)
     n_chs = (tab >= 0).sum(axis=1)
     # Only candidates large enough to be recorded at all (``keep`` below) need it:
     # the far-field test reads every electrode's window, ~40x the work otherwise.
