@@ -27,7 +27,8 @@ import pandas as pd
 from scipy.stats import chi2
 
 from emgtool._version import __version__
-from emgtool.config import ALGORITHM_VERSION
+from emgtool.config import ALGORITHM_VERSION, DetectorConfig
+from emgtool.pipeline.finalize import LOW_RATE_PREFIX, low_rate_warning
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -519,11 +520,9 @@ def summarize(analysis, rule: InvolvementRule | None = None) -> dict:
                 f"(< {rule.min_rest_s:g} s); its rate is uncertain and it cannot be called free of "
                 "fasciculations"
             )
-    if analysis.fs < 1000 and not any("below 1 kHz" in w for w in warnings):
-        warnings.append(
-            f"sampling rate {analysis.fs:g} Hz is below 1 kHz: fasciculation waveforms "
-            "(duration, phases, shapes) are degraded; counts and cramps remain usable"
-        )
+    if analysis.fs < 1000 and not any(LOW_RATE_PREFIX in w for w in warnings):
+        band = getattr(analysis.config, "band_hz", DetectorConfig().band_hz)
+        warnings.append(low_rate_warning(analysis.fs, band))
     if spread["foot_muscles_only"]:
         warnings.append(
             "fasciculations were found only in intrinsic foot muscles, where healthy people "

@@ -267,7 +267,7 @@ def test_250_hz_openbci_like(tmp_path):
     data, truth = simulated(20, seed=1, fs=250.0)
     r, summary, events = analyze_file(tmp_path, "fs250", data, fs=250.0, fmt="csv")
     assert r.rc == 0, r.err
-    assert warned(r, "250 Hz", "below 1 kHz"), r.err
+    assert warned(r, "250 Hz", "below 1 kHz", "band-pass stops at 112 Hz"), r.err
     assert summary["recording"]["fs"] == 250.0
     assert all("low_fs" in s["quality_flags"] for s in summary["sites"])
     # Degraded, not meaningless: most simulated potentials are still found.
