@@ -1258,9 +1258,10 @@ def _measure(st, site_idx, s0, s1) -> None:
         for k, v in f.items()
         if k in ("duration_ms", "phases", "turns", "area_uv_ms")
     }
-    peak_l, best_l, amp_l, uni_l = (
+    peak_l, best_l, slot_l, amp_l, uni_l = (
         peak.tolist(),
         best_ch.tolist(),
+        best_k.tolist(),
         amp64.tolist(),
         uniform.tolist(),
     )
@@ -1292,6 +1293,7 @@ def _measure(st, site_idx, s0, s1) -> None:
             "stop": stop[j],
             "peak": peak_l[j],
             "best_ch": best_l[j],
+            "best_slot": slot_l[j],  # its column in the site's channel table (grids)
             "channels": chans,
             "amplitude_uv": amp_l[j],
             "duration_ms": cols["duration_ms"][i] if i >= 0 else math.nan,
@@ -2017,11 +2019,8 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     # On a grid the filter rings on each electrode with what that electrode saw: a
     # source's ringing on the candidate's electrode is bounded by its p-p there.
     elec = [r[4] for r in st.ring_sources]
-    slot = np.full(len(key), -1, np.int64)
-    for q in np.flatnonzero(st.grid_site[ix.sites[me]]).tolist():
-        c = rp[me[q]][2]
-        if "best_ch" in c:
-            slot[q] = np.searchsorted(st.site_chs[c["site_i"]], c["best_ch"])
+    slot = np.array([rp[k][2]["best_slot"] for k in me.tolist()], np.int64)
+    slot[~st.grid_site[ix.sites[me]]] = -1
     order = np.argsort(src, kind="stable")
     src_k = src[order]
     lo = np.searchsorted(src_k, key - (len(env) - 1), side="left")
@@ -2035,10 +2034,8 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
         apart &= ~((res_lo[m] <= src_pk) & (src_pk < res_hi[m]))
         lag = key[ok] - src_k[lo[ok] + o]
         amp_j = amp[j]
-        for q in np.flatnonzero(slot[ok] >= 0).tolist():
-            f = elec[j[q]]
-            if f is not None:
-                amp_j[q] = f[slot[ok[q]]]
+        for q in np.flatnonzero(slot[ok] >= 0).tolist():  # same site: a grid source
+            amp_j[q] = elec[j[q]][slot[ok[q]]]
         bound[ok] = np.maximum(bound[ok], np.where(apart, amp_j * env[lag], 0.0))
     # Noise rides on the ringing, but only matters where the ringing with a
     # common noise peak (2 SDs) can reach the threshold at all; below that, a
@@ -2063,11 +2060,8 @@ def _same_place(st: PipelineState, a: dict, b: dict) -> bool:
     fa, fb = a.get("field"), b.get("field")
     if fa is None or fb is None:
         return False
-    chs = st.site_chs[a["site_i"]]
-    bound = support_bound(len(chs), st.support_lag_n)
-    slot_a = int(np.searchsorted(chs, a["best_ch"]))
-    slot_b = int(np.searchsorted(chs, b["best_ch"]))
-    return bool(fa[slot_b] >= bound or fb[slot_a] >= bound)
+    bound = support_bound(len(st.site_chs[a["site_i"]]), st.support_lag_n)
+    return bool(fa[b["best_slot"]] >= bound or fb[a["best_slot"]] >= bound)
 
 
 _SITE_KEY = np.int64(2**40)  # site * _SITE_KEY + sample orders candidates by site, then time
@@ -2300,7 +2294,8 @@ def _neighbour_tests(
     beat_near = _window_any(ix.t_sorted, beat[ix.by_time], pk_p - qrs_pre, pk_p + qrs_post)
     long_near = _near_long_beat(st, pk_p - qrs_pre, pk_p + qrs_post)
     cm_near = _window_any(ix.k_sorted, cm_arr[ix.by_key], kp - st.art_n[1], kp + st.art_n[0])
-    for i in np.flatnonzero((beat_near | cm_near) & ~long_near).tolist():
+    on_grid = st.grid_site[site_p]
+    for i in np.flatnonzero((beat_near | cm_near) & ~long_near & on_grid).tolist():
         if _outsizes_neighbours(st, ix, beat, cm_arr, st.pending[i]):
             beat_near[i] = cm_near[i] = False
     return ring_lim.tolist(), (beat_near | long_near).tolist(), cm_near.tolist()
@@ -2309,7 +2304,7 @@ def _neighbour_tests(
 def _outsizes_neighbours(
     st: PipelineState, ix: _RecentIndex, beat: NDArray, cm: NDArray, p: dict
 ) -> bool:
-    """Is a candidate too large to be part of the beats and artefacts around it?
+    """Is a grid candidate too large to be part of the beats and artefacts around it?
 
     Only a grid can tell.  The tail of a common-mode artefact (its later
     phases, its ringing) and the waves of a heart beat are not much larger
@@ -2328,7 +2323,6 @@ def _outsizes_neighbours(
     qrs_pre, qrs_post = st.qrs_n
     lo = int(np.searchsorted(ix.t_sorted, pk - max(qrs_pre, st.art_n[1]), side="left"))
     hi = int(np.searchsorted(ix.t_sorted, pk + max(qrs_post, st.art_n[0]), side="right"))
-    slot = None
     largest = 0.0
     for o in ix.by_time[lo:hi].tolist():
         d = int(ix.peaks[o]) - pk
@@ -2341,12 +2335,8 @@ def _outsizes_neighbours(
         r = st.recent_peaks[o][2]
         if r is p:
             continue
-        ep = r.get("elec_pp")
-        if ep is None or not st.grid_site[s]:
-            return False
-        if slot is None:
-            slot = int(np.searchsorted(st.site_chs[s], p["best_ch"]))
-        largest = max(largest, float(ep[slot]))
+        # every recorded candidate of a grid site carries its p-p per electrode (_measure)
+        largest = max(largest, float(r["elec_pp"][p["best_slot"]]))
     return amp > AMP_RATIO * largest
 
 

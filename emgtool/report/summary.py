@@ -27,7 +27,7 @@ import pandas as pd
 from scipy.stats import chi2
 
 from emgtool._version import __version__
-from emgtool.config import ALGORITHM_VERSION, DetectorConfig
+from emgtool.config import ALGORITHM_VERSION
 from emgtool.pipeline.finalize import LOW_RATE_PREFIX, low_rate_warning
 
 __all__ = [
@@ -521,8 +521,7 @@ def summarize(analysis, rule: InvolvementRule | None = None) -> dict:
                 "fasciculations"
             )
     if analysis.fs < 1000 and not any(LOW_RATE_PREFIX in w for w in warnings):
-        band = getattr(analysis.config, "band_hz", DetectorConfig().band_hz)
-        warnings.append(low_rate_warning(analysis.fs, band))
+        warnings.append(low_rate_warning(analysis.fs, analysis.config.band_hz))
     if spread["foot_muscles_only"]:
         warnings.append(
             "fasciculations were found only in intrinsic foot muscles, where healthy people "
