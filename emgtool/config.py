@@ -69,6 +69,11 @@ class DetectorConfig:
     """Noise test: a candidate must carry a potential's energy (matched-filter bank,
     ``pipeline/wavelets.py``) at the level Gaussian noise reaches this often per
     channel-hour; ``None`` or 0 turns the test off."""
+    fasc_fdr: float = 0.01
+    """Share of noise crossings accepted among the counted potentials of a busy site (a
+    false discovery rate): where a site fires clear potentials often, the noise test's
+    level comes down until noise would make this share of them (never above the rate of
+    ``fasc_noise_per_h``); 0 keeps the strict level everywhere."""
     refractory_ms: float = 4.0
     """Dead time after a potential on a site (motor-unit refractory period, 3–4 ms)."""
     doublet_ms: float = 20.0
@@ -116,6 +121,8 @@ class DetectorConfig:
             raise ConfigError(f"noise_window_s must be at least 1 s, got {self.noise_window_s}")
         if self.fasc_threshold_sd <= 0 or self.cramp_min_s <= 0 or self.activity_sd <= 0:
             raise ConfigError("fasc_threshold_sd, activity_sd and cramp_min_s must be positive")
+        if not 0 <= self.fasc_fdr < 1:
+            raise ConfigError(f"fasc_fdr must be a share in [0, 1), got {self.fasc_fdr}")
         if self.fasc_noise_per_h is not None and not self.fasc_noise_per_h >= 0:
             raise ConfigError(
                 f"fasc_noise_per_h must be a rate >= 0 (or null), got {self.fasc_noise_per_h}"

@@ -31,6 +31,7 @@ Stages per chunk (all vectorised over channels and samples):
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -171,6 +172,8 @@ class PipelineState:
     wav_bank: NDArray | None = None  # matched-filter bank of the noise test (wavelets.py)
     wav_gain: NDArray | None = None  # (n_ch, n_filters) each filter's noise SD over the channel's
     wav_level: float = 0.0  # a candidate's matched output must reach this (filter noise SDs)
+    clear_peaks: list = field(default_factory=list)  # per site: counted potentials above it
+    busy_window_n: int = 0  # samples over which a site's rate of clear potentials is counted
     floor_bias: float = 1.0  # expected noise floor / noise SD (dsp.floor_bias)
     active_sd: float = 2.0  # an activity bin's RMS level, in noise-floor SDs (_start)
     mains_hz: float | None = None
@@ -318,6 +321,8 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
     st.events = EventStore(site_chs=st.site_chs)
     st.waveforms = [WaveStore(2 * st.half_n, MAX_WAVEFORMS_PER_SITE) for _ in range(n_sites)]
     st.emitted = [[] for _ in range(n_sites)]
+    st.clear_peaks = [[] for _ in range(n_sites)]
+    st.busy_window_n = int(round(BUSY_WINDOW_S * st.fs))
     return st
 
 
@@ -1097,15 +1102,15 @@ def _doublet_parts(
     return out
 
 
-def _carries_potential(
+def _potential_score(
     st: PipelineState, wave: NDArray, sd: NDArray, best_ch: NDArray, test: NDArray
 ) -> NDArray:
-    """False where a tested candidate's matched output stays at noise level (wavelets.py).
+    """Largest matched output of each tested candidate, in its noise SDs (wavelets.py).
 
     Candidates not tested (already inside sustained activity, too small to
-    count) pass unchanged.
+    count, or the test is off) score ``inf``: they pass whatever the level.
     """
-    ok = np.ones(len(wave), bool)
+    ok = np.full(len(wave), np.inf)
     if not st.wav_level or not test.any():
         return ok
     rows = np.flatnonzero(test)
@@ -1117,7 +1122,7 @@ def _carries_potential(
         st.half_n,
         reach_samples(st.fs, st.half_n),
     )
-    ok[rows] = score >= st.wav_level
+    ok[rows] = score
     return ok
 
 
@@ -1244,7 +1249,8 @@ def _measure(st, site_idx, s0, s1) -> None:
     amp64 = amp_pp.astype(np.float64)
     # Noise crossings stay candidates (witnesses of artefacts, heart beats, neighbours)
     # but are never counted as fasciculations.
-    noise = ~_carries_potential(st, wave, sd, best_ch, recorded & ~light)
+    score = _potential_score(st, wave, sd, best_ch, recorded & ~light)
+    noise = score < st.wav_level
     keep = np.flatnonzero(recorded)
     start = (peak - st.half_n + _own_onset(wave, sd, amp_all, st.half_n, st.fs)).tolist()
     # For "one potential or two" the look-back spans a whole potential (≤ 20 ms).
@@ -1313,6 +1319,7 @@ def _measure(st, site_idx, s0, s1) -> None:
             "ecg_done": False,
             "doublet": None,
             "noise": bool(noise[j]),
+            "score": float(score[j]),
         }
         new.append(rec)
         st.pending.append(rec)
@@ -2048,6 +2055,42 @@ def _one_potential(st: PipelineState, ix: _RecentIndex, key: NDArray) -> tuple[N
     return shadowed, bound
 
 
+BUSY_WINDOW_S = 300.0  # a site's rate of clear potentials is counted over the last 5 min
+BUSY_MIN_COUNT = 10  # ... and trusted from this many on
+BUSY_MIN_SPAN_S = 60.0  # ... over at least this long
+
+
+def _busy_level(st: PipelineState, s: int, peak: int) -> float:
+    """Noise-test level for a candidate at site ``s``, given how busy the site is.
+
+    The strict level (``fasc_noise_per_h``) lets noise through about once per
+    channel-hour, whatever the site does.  Where a site fires clear potentials
+    (those passing the strict level) at ``R`` per hour, noise crossings at
+    ``λ`` per channel-hour on its ``k`` electrodes are a share ``k·λ / R`` of
+    what is counted there; holding that share at ``fasc_fdr`` (a false
+    discovery rate, as Benjamini & Hochberg's) allows
+    ``λ = fasc_fdr · R / k``, and Rice's formula ``λ ∝ exp(-u²/2)`` gives the
+    lower level ``u = √(u₁² − 2 ln(λ/λ₁))``.  A quiet site (a healthy muscle)
+    keeps the strict level; only the potentials before ``peak`` count, so the
+    result does not depend on chunking (decisions at a site run in time order).
+    """
+    u1 = st.wav_level
+    r1 = st.cfg.fasc_noise_per_h or 0.0
+    if not st.cfg.fasc_fdr or not r1:
+        return u1
+    pks = st.clear_peaks[s]
+    n = bisect.bisect_left(pks, peak) - bisect.bisect_left(pks, peak - st.busy_window_n)
+    if n < BUSY_MIN_COUNT:
+        return u1
+    # Early in a recording the window reaches back to its start only (at least a minute).
+    span_s = min(BUSY_WINDOW_S, max(BUSY_MIN_SPAN_S, peak / st.fs))
+    rate_h = n * 3600.0 / span_s
+    allowed = st.cfg.fasc_fdr * rate_h / max(1, len(st.site_chs[s]))
+    if allowed <= r1:
+        return u1
+    return float(np.sqrt(max(u1 * u1 - 2.0 * np.log(allowed / r1), 0.0)))
+
+
 def _same_place(st: PipelineState, a: dict, b: dict) -> bool:
     """Do two grid candidates lie under the same electrodes?
 
@@ -2402,7 +2445,7 @@ def _decide(st: PipelineState, final: bool) -> None:
             a, b = p["start"], p["stop"]
             if any(e > a and x < b for x, e in clipped[p["best_ch"]]):
                 reason = "clipped"
-        if reason is None and p.get("noise", False):
+        if reason is None and p["noise"] and p["score"] < _busy_level(st, s, p["peak"]):
             continue  # a noise crossing, not a potential (wavelets.py): not an event
         p["kind"] = "fasciculation" if reason is None else "artifact"
         p["reason"] = reason or "n/a"
@@ -2421,6 +2464,8 @@ def _decide(st: PipelineState, final: bool) -> None:
                     continue
                 recent.append(q["peak"])
                 del recent[:-16]
+                if not q["noise"]:
+                    bisect.insort(st.clear_peaks[s], q["peak"])
                 st.waveforms[s].add(len(st.events) + len(st.out), q["wave"])
             q.pop("doublet", None)
             q.pop("wave", None)  # decided: the waveform is no longer needed (bounded memory)
@@ -2436,3 +2481,8 @@ def _decide(st: PipelineState, final: bool) -> None:
         st.ring_sources = [r for r in st.ring_sources if r[0] >= oldest_ring]
     if st.long_beats and min(st.long_beats) < oldest:
         st.long_beats = [t for t in st.long_beats if t >= oldest]
+    # Clear potentials count toward a site's rate over the window before any undecided one.
+    clear_from = first - st.busy_window_n
+    for pks in st.clear_peaks:
+        if pks and pks[0] < clear_from:
+            del pks[: bisect.bisect_left(pks, clear_from)]

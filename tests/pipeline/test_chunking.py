@@ -157,3 +157,29 @@ def test_episode_through_a_clipped_pause_ends_where_it_would_for_any_chunking():
     assert len(sus) == 1
     assert abs(sus.onset.iloc[0] - true_cramp.onset) < 0.5
     assert abs(sus.onset.iloc[0] + sus.duration.iloc[0] - end) < 0.5
+
+
+def test_busy_site_levels_are_the_same_for_any_chunking():
+    """The noise test's level at a busy site (``fasc_fdr``) counts the site's clear
+    potentials decided before the candidate: the same for any split of the recording."""
+    from emgtool.config import DetectorConfig
+    from emgtool.pipeline import flush as flush_
+    from emgtool.pipeline import init_state as init_
+    from emgtool.pipeline.finalize import finalize
+
+    rec, _ = simulate("als-widespread", 90, seed=5, snr_db=6.0, nuisances={"pink", "white"})
+    rec = rec.select(range(8))
+
+    def run(cuts, cfg=None):
+        st = init_(rec.fs, rec.channels, cfg)
+        edges = [0, *sorted(int(c) for c in cuts), rec.n_samples]
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            _, st = step(rec.slice(a, b), st)
+        _, st = flush_(st)
+        return finalize(st).events
+
+    whole = run([])
+    strict = run([], DetectorConfig(fasc_fdr=0.0))
+    assert len(whole) > len(strict)  # the busy sites' level did come down
+    cuts = np.random.default_rng(3).choice(np.arange(1, rec.n_samples), 60, replace=False)
+    pd.testing.assert_frame_equal(whole, run(cuts))

@@ -167,3 +167,51 @@ def test_noise_test_passes_gaussian_noise_at_no_more_than_its_rate():
     ev = analyze(rec, config=cfg).events
     n_fasc = int((ev.trial_type == "fasciculation").sum())
     assert n_fasc <= 100, n_fasc
+
+
+def test_busy_site_level_holds_the_share_of_noise_crossings():
+    """A site's level comes down with its rate of clear potentials, by Rice's formula, so
+    that noise would make ``fasc_fdr`` of what is counted there; a quiet site keeps it."""
+    from emgtool.pipeline import core
+    from emgtool.recording import Recording
+
+    rec = Recording.from_array(
+        np.zeros((3, 10), np.float32), fs=FS, labels=["Biceps L", "Biceps L", "Tib ant R"]
+    )
+    st = core.init_state(FS, rec.channels, DetectorConfig(fasc_fdr=0.01))
+    st.wav_level = 5.7
+    now = int(400 * FS)
+    # Biceps L (2 electrodes): 600 clear potentials in the last 5 min = 7200/h.
+    st.clear_peaks[0] = sorted(now - np.linspace(FS, 290 * FS, 600).astype(int))
+    # Tib ant R: 5 in 5 min (too few to tell a rate) and an old burst beyond the window.
+    st.clear_peaks[1] = sorted([int(20 * FS) + k for k in range(200)] + [now - int(FS)] * 5)
+    busy = core._busy_level(st, 0, now)
+    allowed = 0.01 * 7200 / 2  # noise crossings per channel-hour allowed on Biceps L
+    assert busy < 5.7
+    assert np.isclose(np.exp(-(busy**2 - 5.7**2) / 2), allowed / 1.0, rtol=1e-6)
+    assert core._busy_level(st, 1, now) == 5.7
+    # Only potentials before the candidate count (decisions run in time order).
+    assert core._busy_level(st, 0, now - int(300 * FS)) == 5.7
+    st.cfg = DetectorConfig(fasc_fdr=0.0)
+    assert core._busy_level(st, 0, now) == 5.7
+
+
+def test_busy_sites_find_more_weak_potentials_at_the_same_precision():
+    rec, truth = simulate(
+        "als-widespread", duration_s=240.0, seed=11, snr_db=6.0, nuisances={"pink", "white"}
+    )
+    res = {}
+    for q in (0.0, 0.01):
+        ev = analyze(rec, config=DetectorConfig(fasc_fdr=q)).events
+        res[q] = evaluate(ev, truth, duration_s=rec.duration_s)["fasciculation"]["overall"]
+    gained, added = res[0.01]["tp"] - res[0.0]["tp"], res[0.01]["fp"] - res[0.0]["fp"]
+    assert gained >= 0.01 * res[0.0]["tp"], res
+    assert added <= gained / 2, res
+    assert res[0.01]["precision"] >= 0.97, res
+
+
+def test_quiet_recordings_keep_the_strict_level():
+    rec, _ = _quiet(7)
+    strict = analyze(rec, config=DetectorConfig(fasc_fdr=0.0)).events
+    adaptive = analyze(rec).events
+    assert strict["sample"].tolist() == adaptive["sample"].tolist()
