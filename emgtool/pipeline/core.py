@@ -176,6 +176,11 @@ class PipelineState:
     busy_window_n: int = 0  # samples over which a site's rate of clear potentials is counted
     floor_bias: float = 1.0  # expected noise floor / noise SD (dsp.floor_bias)
     active_sd: float = 2.0  # an activity bin's RMS level, in noise-floor SDs (_start)
+    onset_win_bins: int = 0  # an episode's rising edge is traced in windows of this many bins
+    onset_reach_bins: int = 0  # ... back this far at most
+    onset_base_bins: int = 0  # ... against this many bins before that
+    onset_median_ratio: float = 1.0  # median / mean of a noise bin's mean square
+    onset_ms_level: float = 1.0  # a window's mean square / the noise's, exceeded with ONSET_P
     mains_hz: float | None = None
     harmonics: tuple = ()
     mains_ratio: NDArray | None = None
@@ -436,6 +441,15 @@ def _start(st: PipelineState, probe: NDArray, final: bool) -> None:
     # one bin in 50 active there, and chains of them sustained activity.
     noise_rms = dsp.rms_level(st.sos, st.fs, st.bin_n, ACTIVE_NOISE_P) / st.floor_bias
     st.active_sd = max(cfg.activity_sd, noise_rms)
+    from scipy.stats import chi2
+
+    st.onset_win_bins = max(1, int(round(ONSET_WINDOW_S / BIN_S)))
+    st.onset_reach_bins = st.onset_win_bins * max(1, int(round(ONSET_REACH_S / ONSET_WINDOW_S)))
+    st.onset_base_bins = int(round(ONSET_BASELINE_S / BIN_S))
+    dof_bin = dsp.mean_square_dof(st.sos, st.fs, st.bin_n)
+    dof_win = dsp.mean_square_dof(st.sos, st.fs, st.bin_n * st.onset_win_bins)
+    st.onset_median_ratio = float(chi2.median(dof_bin) / dof_bin)
+    st.onset_ms_level = float(chi2.isf(ONSET_P, dof_win) / dof_win)
     # Channels that are essentially pure, strong mains are disconnected electrodes
     # (a few µV of hum on a quiet channel is removed by the notches, not a fault).
     st.disconnected = (st.mains_ratio > 0.8) & (mains_rms >= DISCONNECTED_MAINS_UV)
@@ -1766,7 +1780,7 @@ def _emit_episode(
         _excluded_fraction(st, s, first_bin, stop_bin, ("clipped",)) >= CLIPPED_EPISODE_FRACTION
     )
     chs = st.site_chs[s]
-    onset = first_bin * st.bin_n
+    onset = _rising_edge(st, s, first_bin) * st.bin_n
     if clipped:
         kind, reason = "artifact", "clipped"
     elif is_cramp:
@@ -1787,6 +1801,61 @@ def _emit_episode(
             "reason": reason,
         }
     )
+
+
+ONSET_WINDOW_S = 0.1  # an episode's onset is traced back in windows of this length ...
+ONSET_REACH_S = 1.0  # ... at most this far ...
+ONSET_BASELINE_S = 2.0  # ... against the site's bins of the preceding 2 s ...
+ONSET_P = 1e-3  # ... as long as each window's mean square is beyond what noise gives this rarely
+
+
+def _rising_edge(st: PipelineState, s: int, first_bin: int) -> int:
+    """First bin of an episode's rising edge, at or before its first firing bin.
+
+    A cramp waxes in: for its first few hundred ms its units can stay below the
+    activity level of single 10-ms bins (at 0 dB a simulated cramp's RMS was
+    ~1 noise SD for 0.5 s), yet over 100 ms their energy stands out of the noise
+    (a mean square of ~100 degrees of freedom instead of ~10).  Windows of
+    ``ONSET_WINDOW_S`` just before the first firing bin are taken into the
+    episode while their mean square exceeds what the noise gives with
+    probability ``ONSET_P`` (chi-square with the filter's Satterthwaite degrees
+    of freedom; the noise's level is the median bin of the ``ONSET_BASELINE_S``
+    before, robust to sparse potentials), one after the other (one window below
+    is bridged: the units fire in bursts), up to ``ONSET_REACH_S``, never into
+    the previous episode, an excluded bin or beyond the kept history.  A lone
+    potential before the cramp (which with its notch ringing can fill a window
+    at high SNR) is not joined on across the quiet windows between.
+    """
+    w, reach = st.onset_win_bins, st.onset_reach_bins
+    base_n = st.onset_base_bins
+    lo_limit = max(st.n_bins - st.ring_n + 1, 0)
+    if len(st.sustained[s]) >= 2:
+        lo_limit = max(lo_limit, st.sustained[s][-2][1])
+    base_lo = first_bin - reach - base_n
+    if base_lo < lo_limit or w < 1:
+        return first_bin
+    idx = np.arange(base_lo, first_bin) % st.ring_n
+    ms = st.ring_rms[s, idx].astype(np.float64) ** 2
+    base = ms[:base_n]
+    base = base[base > 0]  # excluded bins read 0
+    if len(base) < base_n // 2:
+        return first_bin
+    mean0 = float(np.median(base)) / st.onset_median_ratio  # the noise's mean square
+    n_win = reach // w
+    tail = ms[len(ms) - n_win * w :].reshape(n_win, w)[::-1]  # windows going back
+    if (tail <= 0).any():  # an excluded bin: go back no further than it
+        n_win = int(np.argmax((tail <= 0).any(axis=1)))
+        tail = tail[:n_win]
+    above = tail.mean(axis=1) >= st.onset_ms_level * mean0
+    # Windows above the level, one after the other (a cramp's units fire in bursts:
+    # one window below it is bridged when the one before it is above it again).
+    # A potential before the cramp, ringing a window or two, is not joined on.
+    k = 0
+    while k < n_win and (above[k] or (k + 1 < n_win and above[k + 1] and k > 0)):
+        k += 1
+    while k > 0 and not above[k - 1]:
+        k -= 1
+    return first_bin - k * w
 
 
 # ---------------------------------------------------------------------------- decisions
