@@ -74,10 +74,9 @@ def _jit(fn):
     return numba.njit(cache=True, nogil=True, fastmath=False)(fn)
 
 
-def _sosfilt_tiled(sos, x, zi, tile):  # pragma: no cover - compiled
+def _sosfilt_tiled(sos, x, zi, tile, y):  # pragma: no cover - compiled
     n_sec = sos.shape[0]
     n_ch, n = x.shape
-    y = np.empty_like(x)
     buf = np.empty((tile, n_ch), x.dtype)
     z0 = np.empty((n_sec, n_ch), x.dtype)
     z1 = np.empty((n_sec, n_ch), x.dtype)
@@ -111,19 +110,21 @@ def _sosfilt_tiled(sos, x, zi, tile):  # pragma: no cover - compiled
         for c in range(n_ch):
             zf[s, c, 0] = z0[s, c]
             zf[s, c, 1] = z1[s, c]
-    return y, zf
+    return zf
 
 
 _sosfilt_tiled_jit = _jit(_sosfilt_tiled)
 
 
 def sosfilt(
-    sos: NDArray[np.float32], x: NDArray[np.float32], zi: NDArray[np.float32]
+    sos: NDArray[np.float32], x: NDArray[np.float32], zi: NDArray[np.float32], head: int = 0
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """``scipy.signal.sosfilt(sos, x, axis=-1, zi=zi)`` for float32 ``(n_ch, n)`` data.
 
     Same arithmetic in the same order, so the output is bit-identical to
-    scipy's; ``zi`` is not modified.
+    scipy's; ``zi`` is not modified.  With ``head`` the output is the last
+    ``n`` columns of an array ``head`` columns wider (``y.base``): the caller
+    can put up to ``head`` earlier samples in front of it without copying ``y``.
 
     Examples
     --------
@@ -136,20 +137,20 @@ def sosfilt(
     >>> bool(np.array_equal(y, signal.sosfilt(sos, x, zi=zi)[0]))
     True
     """
+    full = np.empty((x.shape[0], head + x.shape[1]), np.float32)
+    y = full[:, head:]
     if _sosfilt_tiled_jit is None:
-        y, zf = signal.sosfilt(sos, x, axis=-1, zi=zi)
-        return y.astype(np.float32, copy=False), zf.astype(np.float32, copy=False)
+        out, zf = signal.sosfilt(sos, x, axis=-1, zi=zi)
+        y[:] = out
+        return y, zf.astype(np.float32, copy=False)
     x = np.ascontiguousarray(x, dtype=np.float32)
     sos = np.ascontiguousarray(sos, np.float32)
     zi = np.ascontiguousarray(zi, np.float32)
     halves = _halves(x)
-    if halves:
-        parts = _map(lambda sl: _sosfilt_tiled_jit(sos, x[sl], zi[:, sl], TILE), halves)
-        return (
-            np.concatenate([p[0] for p in parts], axis=0),
-            np.concatenate([p[1] for p in parts], axis=1),
-        )
-    return _sosfilt_tiled_jit(sos, x, zi, TILE)
+    if halves:  # each half fills its own rows of y: nothing to join afterwards
+        zfs = _map(lambda sl: _sosfilt_tiled_jit(sos, x[sl], zi[:, sl], TILE, y[sl]), halves)
+        return y, np.concatenate(zfs, axis=1)
+    return y, _sosfilt_tiled_jit(sos, x, zi, TILE, y)
 
 
 # ---------------------------------------------------------------- raw-sample scan

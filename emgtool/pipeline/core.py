@@ -528,7 +528,9 @@ def _mark_nan(st: PipelineState, raw: NDArray, a0: int, sink: list) -> None:
 def _filter(st: PipelineState, raw: NDArray, a0: int, any_bad: bool = True) -> NDArray:
     """Band-pass + notch, restarting the filter of a channel after each of its NaN runs."""
     if not any_bad and raw.shape[1] and a0 > 0 and not st.nan_tail.any():
-        y, st.zi = dsp.filter_step(st.sos, raw, st.zi)  # the common case: no gap anywhere
+        # The common case, no gap anywhere; with room in front of the output for the
+        # samples detection still holds (detect_chunk), so that it need not copy y.
+        y, st.zi = dsp.filter_step(st.sos, raw, st.zi, HEAD_ROOM)
         return y
     bad = ~np.isfinite(raw)
     if raw.shape[1] == 0:
@@ -641,7 +643,7 @@ def detect_chunk(st: PipelineState, sig: SignalChunk, probe: bool = False) -> No
     st.nan_open = sig.nan_open
     y, final = sig.y, sig.final
     st.pos += y.shape[1]
-    st.buf = np.concatenate([st.buf, y], axis=1) if st.buf.shape[1] else y
+    st.buf = _joined(st.buf, y)
     if probe:
         _probe_noise(st, y)
     _update_bins(st, sig)  # noise blocks too, in time order with the bins
@@ -653,6 +655,31 @@ def detect_chunk(st: PipelineState, sig: SignalChunk, probe: bool = False) -> No
     if keep_from > st.buf_start:
         st.buf = st.buf[:, keep_from - st.buf_start :]
         st.buf_start = keep_from
+
+
+HEAD_ROOM = 4096  # columns left free in front of a filtered chunk (_filter, _joined)
+
+
+def _joined(held: NDArray, y: NDArray) -> NDArray:
+    """``held`` followed by ``y`` (along time); into the room ``y`` was made with in
+    front of it when ``held`` fits there (no copy of ``y``), else concatenated."""
+    r = held.shape[1]
+    if r == 0:
+        return y
+    base = y.base
+    if (
+        base is not None
+        and base.ndim == 2
+        and base.shape[0] == y.shape[0]
+        and base.shape[1] - y.shape[1] >= r
+        and np.shares_memory(base, y)
+        and y.__array_interface__["data"][0]
+        == base.__array_interface__["data"][0] + (base.shape[1] - y.shape[1]) * base.itemsize
+    ):
+        out = base[:, base.shape[1] - y.shape[1] - r :]
+        out[:, :r] = held
+        return out
+    return np.concatenate([held, y], axis=1)
 
 
 def _process(st: PipelineState, raw: NDArray, final: bool, probe: bool = False) -> None:

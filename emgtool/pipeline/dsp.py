@@ -95,17 +95,18 @@ def init_filter_state(
 
 
 def filter_step(
-    sos: NDArray, x: NDArray[np.float32], zi: NDArray[np.float32]
+    sos: NDArray, x: NDArray[np.float32], zi: NDArray[np.float32], head: int = 0
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Filter a ``(n_channels, n)`` chunk, carrying ``zi`` (float32 throughout).
 
     Channels are independent, so large chunks are split in two halves filtered
     in parallel (see :mod:`emgtool.pipeline._kernels`); the result is bit-identical
-    to one call.
+    to one call.  ``head``: room for that many earlier columns in front of the
+    output (see :func:`emgtool.pipeline._kernels.sosfilt`).
     """
     if x.shape[1] == 0:
         return x.astype(np.float32, copy=True), zi
-    return _kernels.sosfilt(sos.astype(np.float32), x, zi)
+    return _kernels.sosfilt(sos.astype(np.float32), x, zi, head)
 
 
 def robust_sd(x: NDArray, axis: int = -1) -> NDArray[np.float64]:

@@ -183,3 +183,26 @@ def test_busy_site_levels_are_the_same_for_any_chunking():
     assert len(whole) > len(strict)  # the busy sites' level did come down
     cuts = np.random.default_rng(3).choice(np.arange(1, rec.n_samples), 60, replace=False)
     pd.testing.assert_frame_equal(whole, run(cuts))
+
+
+def test_held_samples_go_into_the_room_in_front_of_a_filtered_chunk():
+    """detect_chunk joins the samples it still holds to the next filtered chunk in the
+    room the filter left in front of it (no copy of the chunk), else by concatenation."""
+    from emgtool.pipeline import dsp
+    from emgtool.pipeline.core import _joined
+
+    sos = dsp.design_filters(2048.0, (20.0, 450.0), 2, mains_hz=None, harmonics=())
+    x = np.random.default_rng(0).standard_normal((6, 5000)).astype(np.float32)
+    zi = dsp.init_filter_state(sos, 6)
+    y, _ = dsp.filter_step(sos, x, zi, head=300)
+    plain, _ = dsp.filter_step(sos, x, zi)
+    assert np.array_equal(y, plain)
+    held = np.arange(6 * 120, dtype=np.float32).reshape(6, 120)
+    both = _joined(held, y)
+    assert np.shares_memory(both, y)  # y was not copied
+    assert np.array_equal(both, np.concatenate([held, plain], axis=1))
+    wide = np.ones((6, 400), np.float32)  # more than the room: concatenated
+    both = _joined(wide, y)
+    assert not np.shares_memory(both, y)
+    assert np.array_equal(both, np.concatenate([wide, plain], axis=1))
+    assert _joined(held, plain).shape == (6, 5120)  # no room at all
