@@ -110,8 +110,8 @@ def ceiling(case: dict) -> dict:
         found += int((z >= level).sum())
         found_busy += int((z >= busy).sum())
         total += len(peaks)
-    share = (lambda n: n / total) if total else (lambda n: float("nan"))
-    return {**case, "potentials": total, "findable": share(found), "busy": share(found_busy)}
+    n = max(total, 1)
+    return {**case, "potentials": total, "findable": found / n, "busy": found_busy / n}
 
 
 def main(argv=None) -> int:

@@ -6,7 +6,7 @@ Examples
 >>> from emgtool.pipeline.analyze import analyze
 >>> rec, truth = simulate("bfs-focal", duration_s=20, seed=3)
 >>> an = analyze(rec)
->>> sorted(set(an.events["trial_type"])) <= ["artifact", "cramp", "fasciculation", "voluntary"]
+>>> set(an.events["trial_type"]) <= {"artifact", "cramp", "fasciculation", "voluntary"}
 True
 """
 

@@ -441,15 +441,14 @@ def _start(st: PipelineState, probe: NDArray, final: bool) -> None:
     # one bin in 50 active there, and chains of them sustained activity.
     noise_rms = dsp.rms_level(st.sos, st.fs, st.bin_n, ACTIVE_NOISE_P) / st.floor_bias
     st.active_sd = max(cfg.activity_sd, noise_rms)
-    from scipy.stats import chi2
-
     st.onset_win_bins = max(1, int(round(ONSET_WINDOW_S / BIN_S)))
     st.onset_reach_bins = st.onset_win_bins * max(1, int(round(ONSET_REACH_S / ONSET_WINDOW_S)))
     st.onset_base_bins = int(round(ONSET_BASELINE_S / BIN_S))
-    dof_bin = dsp.mean_square_dof(st.sos, st.fs, st.bin_n)
-    dof_win = dsp.mean_square_dof(st.sos, st.fs, st.bin_n * st.onset_win_bins)
-    st.onset_median_ratio = float(chi2.median(dof_bin) / dof_bin)
-    st.onset_ms_level = float(chi2.isf(ONSET_P, dof_win) / dof_win)
+    # A bin's and a window's mean square in noise mean squares (chi-square, rms_level):
+    # the median bin, and what a window exceeds with probability ONSET_P.
+    st.onset_median_ratio = dsp.rms_level(st.sos, st.fs, st.bin_n, 0.5) ** 2
+    win_n = st.bin_n * st.onset_win_bins
+    st.onset_ms_level = dsp.rms_level(st.sos, st.fs, win_n, ONSET_P) ** 2
     # Channels that are essentially pure, strong mains are disconnected electrodes
     # (a few µV of hum on a quiet channel is removed by the notches, not a fault).
     st.disconnected = (st.mains_ratio > 0.8) & (mains_rms >= DISCONNECTED_MAINS_UV)
@@ -525,16 +524,19 @@ def _mark_nan(st: PipelineState, raw: NDArray, a0: int, sink: list) -> None:
         sink.append((int(r), (a, b + st.warmup_n, "gap")))
 
 
-def _filter(st: PipelineState, raw: NDArray, a0: int, any_bad: bool = True) -> NDArray:
-    """Band-pass + notch, restarting the filter of a channel after each of its NaN runs."""
+def _filter(st: PipelineState, raw: NDArray, a0: int, any_bad: bool = True) -> tuple[NDArray, int]:
+    """Band-pass + notch, restarting the filter of a channel after each of its NaN runs.
+
+    Returns the output and the free columns in front of it in ``y.base``: in the
+    common case (no gap anywhere) ``HEAD_ROOM``, for the samples detection still
+    holds (:func:`_joined`); else 0.
+    """
     if not any_bad and raw.shape[1] and a0 > 0 and not st.nan_tail.any():
-        # The common case, no gap anywhere; with room in front of the output for the
-        # samples detection still holds (detect_chunk), so that it need not copy y.
         y, st.zi = dsp.filter_step(st.sos, raw, st.zi, HEAD_ROOM)
-        return y
+        return y, HEAD_ROOM
     bad = ~np.isfinite(raw)
     if raw.shape[1] == 0:
-        return raw.astype(np.float32)
+        return raw.astype(np.float32), 0
     if a0 == 0:
         first = np.where(bad[:, 0], 0.0, raw[:, 0])
         st.zi = dsp.init_filter_state(st.sos, raw.shape[0], first)
@@ -545,7 +547,7 @@ def _filter(st: PipelineState, raw: NDArray, a0: int, any_bad: bool = True) -> N
     st.nan_tail = bad[:, -1].copy()
     if not bad.any():
         y, st.zi = dsp.filter_step(st.sos, raw, st.zi)
-        return y
+        return y, 0
     # Split where any channel's NaN status changes; inside a piece it is constant.
     change = np.flatnonzero((bad[:, 1:] != bad[:, :-1]).any(axis=0)) + 1
     edges = np.r_[0, change, raw.shape[1]]
@@ -562,7 +564,7 @@ def _filter(st: PipelineState, raw: NDArray, a0: int, any_bad: bool = True) -> N
                 z = dsp.init_filter_state(st.sos, raw.shape[0], raw[:, b])
                 st.zi[:, restart, :] = z[:, restart, :]
         out[:, a:b] = y
-    return out
+    return out, 0
 
 
 def _scan_raw(st: PipelineState, raw: NDArray, a0: int, sink: list) -> tuple[NDArray, bool]:
@@ -598,6 +600,7 @@ class SignalChunk:
 
     a0: int  # first sample
     y: NDArray  # band-passed, notched (n_ch, n)
+    room: int  # free columns in front of y in y.base (_filter), 0 if none
     excl: list  # (channel, (start, stop, reason)) found in this chunk, in order
     nan_open: NDArray  # per channel start of a NaN run still open after the chunk
     bin_sums: NDArray  # (n_ch, nb) sums of squares of the bins completed
@@ -620,7 +623,7 @@ def filter_chunk(st: PipelineState, raw: NDArray, final: bool = False) -> Signal
     raw, any_bad = _scan_raw(st, raw, a0, sink)
     if any_bad or (st.fe_nan_open >= 0).any():
         _mark_nan(st, raw, a0, sink)
-    y = _filter(st, raw, a0, any_bad)
+    y, room = _filter(st, raw, a0, any_bad)
     st.fe_pos += y.shape[1]
     sums, st.bin_acc, st.bin_acc_n = _kernels.bin_sumsq(y, st.bin_n, st.bin_acc, st.bin_acc_n)
     counts = np.full(sums.shape[1], st.bin_n)
@@ -630,7 +633,15 @@ def filter_chunk(st: PipelineState, raw: NDArray, final: bool = False) -> Signal
         st.bin_acc = np.zeros(len(st.channels))
         st.bin_acc_n = 0
     return SignalChunk(
-        a0, y, sink, st.fe_nan_open.copy(), sums, counts, _update_noise(st, y, a0, final), final
+        a0,
+        y,
+        room,
+        sink,
+        st.fe_nan_open.copy(),
+        sums,
+        counts,
+        _update_noise(st, y, a0, final),
+        final,
     )
 
 
@@ -643,7 +654,7 @@ def detect_chunk(st: PipelineState, sig: SignalChunk, probe: bool = False) -> No
     st.nan_open = sig.nan_open
     y, final = sig.y, sig.final
     st.pos += y.shape[1]
-    st.buf = _joined(st.buf, y)
+    st.buf = _joined(st.buf, y, sig.room)
     if probe:
         _probe_noise(st, y)
     _update_bins(st, sig)  # noise blocks too, in time order with the bins
@@ -660,23 +671,14 @@ def detect_chunk(st: PipelineState, sig: SignalChunk, probe: bool = False) -> No
 HEAD_ROOM = 4096  # columns left free in front of a filtered chunk (_filter, _joined)
 
 
-def _joined(held: NDArray, y: NDArray) -> NDArray:
-    """``held`` followed by ``y`` (along time); into the room ``y`` was made with in
-    front of it when ``held`` fits there (no copy of ``y``), else concatenated."""
+def _joined(held: NDArray, y: NDArray, room: int) -> NDArray:
+    """``held`` followed by ``y`` (along time): written into the ``room`` free columns
+    in front of ``y`` in ``y.base`` when it fits (no copy of ``y``), else concatenated."""
     r = held.shape[1]
     if r == 0:
         return y
-    base = y.base
-    if (
-        base is not None
-        and base.ndim == 2
-        and base.shape[0] == y.shape[0]
-        and base.shape[1] - y.shape[1] >= r
-        and np.shares_memory(base, y)
-        and y.__array_interface__["data"][0]
-        == base.__array_interface__["data"][0] + (base.shape[1] - y.shape[1]) * base.itemsize
-    ):
-        out = base[:, base.shape[1] - y.shape[1] - r :]
+    if r <= room:
+        out = y.base[:, room - r :]
         out[:, :r] = held
         return out
     return np.concatenate([held, y], axis=1)
@@ -1151,9 +1153,9 @@ def _potential_score(
     Candidates not tested (already inside sustained activity, too small to
     count, or the test is off) score ``inf``: they pass whatever the level.
     """
-    ok = np.full(len(wave), np.inf)
+    out = np.full(len(wave), np.inf)
     if not st.wav_level or not test.any():
-        return ok
+        return out
     rows = np.flatnonzero(test)
     score = wavelet_score(
         wave[rows],
@@ -1163,8 +1165,8 @@ def _potential_score(
         st.half_n,
         reach_samples(st.fs, st.half_n),
     )
-    ok[rows] = score
-    return ok
+    out[rows] = score
+    return out
 
 
 def _potential_pp(
@@ -1859,7 +1861,7 @@ def _rising_edge(st: PipelineState, s: int, first_bin: int) -> int:
     if len(st.sustained[s]) >= 2:
         lo_limit = max(lo_limit, st.sustained[s][-2][1])
     base_lo = first_bin - reach - base_n
-    if base_lo < lo_limit or w < 1:
+    if base_lo < lo_limit:
         return first_bin
     idx = np.arange(base_lo, first_bin) % st.ring_n
     ms = st.ring_rms[s, idx].astype(np.float64) ** 2

@@ -148,21 +148,10 @@ def rms_level(sos: NDArray, fs: float, bin_n: int, p: float) -> float:
     """
     from scipy.stats import chi2
 
-    dof = mean_square_dof(sos, fs, bin_n)
+    rho = _noise_autocorr(sos, fs)[:bin_n]
+    lags = np.arange(bin_n)
+    dof = bin_n**2 / float(bin_n + 2.0 * ((bin_n - lags[1:]) * rho[1:] ** 2).sum())
     return float(np.sqrt(chi2.isf(p, dof) / dof))
-
-
-def mean_square_dof(sos: NDArray, fs: float, n: int) -> float:
-    """Satterthwaite's degrees of freedom of the mean square of ``n`` noise samples
-    through ``sos``: ``n² / Σ (n - |l|)·ρ(l)²`` (``n`` for white noise).
-
-    >>> sos = design_filters(2048.0, (20.0, 450.0), 2, mains_hz=None, harmonics=())
-    >>> round(mean_square_dof(sos, 2048.0, 20), 1)
-    10.8
-    """
-    rho = _noise_autocorr(sos, fs)[:n]
-    lags = np.arange(min(n, len(rho)))
-    return float(n**2 / (n + 2.0 * ((n - lags[1:]) * rho[1 : len(lags)] ** 2).sum()))
 
 
 def floor_bias(

@@ -198,11 +198,11 @@ def test_held_samples_go_into_the_room_in_front_of_a_filtered_chunk():
     plain, _ = dsp.filter_step(sos, x, zi)
     assert np.array_equal(y, plain)
     held = np.arange(6 * 120, dtype=np.float32).reshape(6, 120)
-    both = _joined(held, y)
+    both = _joined(held, y, 300)
     assert np.shares_memory(both, y)  # y was not copied
     assert np.array_equal(both, np.concatenate([held, plain], axis=1))
     wide = np.ones((6, 400), np.float32)  # more than the room: concatenated
-    both = _joined(wide, y)
+    both = _joined(wide, y, 300)
     assert not np.shares_memory(both, y)
     assert np.array_equal(both, np.concatenate([wide, plain], axis=1))
-    assert _joined(held, plain).shape == (6, 5120)  # no room at all
+    assert _joined(held, plain, 0).shape == (6, 5120)  # no room at all
