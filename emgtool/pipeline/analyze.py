@@ -79,18 +79,20 @@ def recording_id(src: Source) -> str:
 
 
 def quality_warnings(an: Analysis) -> list[str]:
-    """Say which channels were flat or clipped (flags alone are easy to miss).
+    """Say which channels were flat, clipped or changed noise level (flags alone are easy to miss).
 
     A flat channel is also "clipped" (every sample equals the extreme), so it is
     named once, as flat.  Flat channels a warning already names are skipped.
     """
-    flat, clipped = [], []
+    flat, clipped, changed = [], [], []
     for label, q in (an.channel_quality or {}).items():
         flags = set((q or {}).get("flags") or [])
         if "flat" in flags:
             flat.append(label)
         elif "clipped" in flags:
             clipped.append(f"{label} ({float(q.get('clipped_s') or 0.0):.1f} s)")
+        for ch in (q or {}).get("noise_changes") or []:
+            changed.append(f"{label} at {ch['onset_s']:.1f} s ({ch['ratio']:.1f}x)")
     said = " ".join(an.warnings)
     flat = [f for f in flat if f not in said]  # e.g. already named as mains-dominated
     out = []
@@ -103,6 +105,11 @@ def quality_warnings(an: Analysis) -> list[str]:
         out.append(
             "clipped channel(s) (samples at the amplifier's limit), clipped spans excluded: "
             + ", ".join(clipped)
+        )
+    if changed:
+        out.append(
+            "noise level changed and stayed (electrode contact or interference?); "
+            "thresholds follow it after the noise window, which is excluded: " + ", ".join(changed)
         )
     return out
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +52,12 @@ from emgtool.pipeline.ecg import (
 )
 from emgtool.pipeline.features import waveform_features
 from emgtool.pipeline.grid import grid_tests, support_bound
+from emgtool.pipeline.noise_change import (
+    CHANGE_MIN_S,
+    bin_spread,
+    looks_like_noise,
+    noise_spread,
+)
 from emgtool.pipeline.ringing import ringing_envelope
 from emgtool.pipeline.runs import find_runs
 from emgtool.pipeline.store import EventStore, WaveStore
@@ -201,6 +208,18 @@ class PipelineState:
     block_active: dict = field(default_factory=dict)  # block -> active bins per channel
     sd_floor: list = field(default_factory=list)  # block -> noise SD in force (final ones)
     block_bins: dict = field(default_factory=dict)  # block -> bins counted
+    block_bin_rms: dict = field(default_factory=dict)  # block -> its bins' RMS (noise_change.py)
+    # A lasting change of a channel's noise level (noise_change.py): per channel, the
+    # length of its run of busy blocks, their bin spreads and SDs (rings of
+    # ``change_blocks``), and its spread at rest (ring of ``floor_blocks``).
+    change_spread_noise: float | None = None  # Gaussian bin spread; None: rule off
+    change_blocks: int = 0
+    change_len: NDArray | None = None
+    change_spread: NDArray | None = None
+    change_sd: NDArray | None = None
+    rest_spread: NDArray | None = None
+    rest_spread_n: NDArray | None = None
+    noise_changes: list = field(default_factory=list)  # (channel, a, b, new / old noise SD)
     n_probe_blocks: int = 0
     # bins
     bin_acc: NDArray | None = None
@@ -328,6 +347,12 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
     st.emitted = [[] for _ in range(n_sites)]
     st.clear_peaks = [[] for _ in range(n_sites)]
     st.busy_window_n = int(round(BUSY_WINDOW_S * st.fs))
+    st.change_blocks = max(st.floor_blocks, int(round(CHANGE_MIN_S / BLOCK_S)))
+    st.change_len = np.zeros(n_ch, np.int64)
+    st.change_spread = np.zeros((n_ch, st.change_blocks))
+    st.change_sd = np.zeros((n_ch, st.change_blocks))
+    st.rest_spread = np.full((n_ch, st.floor_blocks), np.nan)
+    st.rest_spread_n = np.zeros(n_ch, np.int64)
     return st
 
 
@@ -432,6 +457,7 @@ def _start(st: PipelineState, probe: NDArray, final: bool) -> None:
     st.wav_gain = np.tile(white_gains(st.wav_bank, st.sos, st.fs), (len(st.channels), 1))
     rate = cfg.fasc_noise_per_h
     st.wav_level = noise_level(st.wav_bank, st.sos, st.fs, rate) if rate else 0.0
+    st.change_spread_noise = noise_spread(st.fs, cfg.band_hz, st.bin_n)
     # The noise floor sits a few % below the noise SD (a low percentile of scattered
     # block estimates); the noise test's level is calibrated on the true SD.
     st.floor_bias = dsp.floor_bias(
@@ -753,6 +779,7 @@ def _block_exclusions(st: PipelineState, blocks: list) -> list:
 
 def _close_block(st: PipelineState, blk: int, sd: NDArray, excluded: NDArray | None) -> None:
     """Append one block's noise estimate (its bins' activity is known) and its floor."""
+    measured, busy = sd, None
     if blk >= 0:
         # A block mostly in activity (cramp, voluntary) says nothing about the
         # noise: carry the previous rest estimate so thresholds do not drift up.
@@ -765,7 +792,55 @@ def _close_block(st: PipelineState, blk: int, sd: NDArray, excluded: NDArray | N
             if prev is not None:
                 sd = np.where(busy, prev, sd).astype(np.float32)
     st.block_sd.append(sd)
+    parts = st.block_bin_rms.pop(blk, None) if blk >= 0 else None
+    if parts and st.change_spread_noise is not None:
+        rms = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+        ok = busy if excluded is None else busy & ~excluded
+        _follow_noise_change(st, blk, measured, bin_spread(rms), busy, ok)
     _extend_floor(st)
+
+
+def _follow_noise_change(
+    st: PipelineState, blk: int, sd: NDArray, spread: NDArray, busy: NDArray, run: NDArray
+) -> None:
+    """Re-base the floor of channels whose noise level has changed (noise_change.py).
+
+    ``sd``: block ``blk``'s measured SD per channel, ``spread``: its bin spread,
+    ``busy``: carried as activity, ``run``: busy and not excluded (gaps, clipping).
+    Called in block order as each block closes, so the answer does not depend on
+    chunking.  The floor of the blocks after ``blk`` is computed from the SDs
+    written back here.
+    """
+    n = st.change_blocks
+    run = run & np.isfinite(spread)
+    if run.any() or st.change_len.any():
+        st.change_len = np.where(run, st.change_len + 1, 0)
+        st.change_spread[:, blk % n] = spread
+        st.change_sd[:, blk % n] = sd
+    rest = np.flatnonzero(~busy & np.isfinite(spread))
+    st.rest_spread[rest, st.rest_spread_n[rest] % st.floor_blocks] = spread[rest]
+    st.rest_spread_n[rest] += 1
+    due = np.flatnonzero(st.change_len >= n)
+    if not len(due):
+        return
+    with warnings.catch_warnings():  # a channel never at rest has no reference: not re-based
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread_rest = np.nanmedian(st.rest_spread[due], axis=1)
+    old = _sd_for_block(st, blk)[due]  # the floor the run was judged against
+    ok = looks_like_noise(
+        st.change_spread[due], st.change_sd[due], spread_rest, st.change_spread_noise, old
+    )
+    due, old = due[ok], old[ok]
+    if not len(due):
+        return
+    for b in range(blk - n + 1, blk + 1):
+        row = st.block_sd[b].copy()
+        row[due] = st.change_sd[due, b % n]
+        st.block_sd[b] = row
+    for c, o in zip(due.tolist(), old.tolist(), strict=True):
+        ratio = float(np.median(st.change_sd[c]) / o) if o > 0 else math.inf
+        st.noise_changes.append((c, (blk - n + 1) * st.block_n, (blk + 1) * st.block_n, ratio))
+    st.change_len[due] = 0
 
 
 def _percentile_last_axis(v: NDArray, pct: float) -> NDArray:
@@ -901,9 +976,17 @@ def _archive_exclusions(st: PipelineState) -> None:
             st.excl[c] = [sp for sp in spans if sp[1] >= limit]
 
 
-def all_exclusions(st: PipelineState, c: int) -> list:
-    """Every exclusion span recorded for channel ``c``."""
-    return st.excl_done[c] + st.excl[c]
+def all_exclusions(st: PipelineState, c: int, noise_changes: bool = False) -> list:
+    """Every exclusion span recorded for channel ``c``.
+
+    With ``noise_changes``, also the spans before its noise floor was re-based
+    (``noise-change``, noise_change.py): excluded from what is reported, though
+    detection did not mask them (they are known only afterwards).
+    """
+    out = st.excl_done[c] + st.excl[c]
+    if noise_changes:
+        out = out + [(a, b, "noise-change") for ch, a, b, _ in st.noise_changes if ch == c]
+    return out
 
 
 # ---------------------------------------------------------------------------- candidates
@@ -1547,6 +1630,7 @@ def _active_bins(st: PipelineState, rms: NDArray, excl: NDArray, b0: int) -> NDA
             continue
         st.block_active[b] = st.block_active.get(b, 0) + busy[:, sel].sum(axis=1)
         st.block_bins[b] = st.block_bins.get(b, 0) + int(sel.sum())
+        st.block_bin_rms.setdefault(b, []).append(rms[:, sel])
     return active
 
 
@@ -1812,6 +1896,8 @@ def _emit_episode(
     onset = _rising_edge(st, s, first_bin) * st.bin_n
     if clipped:
         kind, reason = "artifact", "clipped"
+    elif _made_by_noise_change(st, s, first_bin, stop_bin):
+        kind, reason = "artifact", "noise-change"
     elif is_cramp:
         kind, reason = "cramp", "n/a"
     else:
@@ -1830,6 +1916,23 @@ def _emit_episode(
             "reason": reason,
         }
     )
+
+
+def _made_by_noise_change(st: PipelineState, s: int, first_bin: int, stop_bin: int) -> bool:
+    """Does a noise change of a channel of site ``s`` cover half of this episode or more?
+
+    Only changes found by the time the episode ends through a pause count (its
+    stop plus the episode gap), whatever the chunking: the episode is often
+    emitted later, but never earlier.
+    """
+    a, b = first_bin * st.bin_n, stop_bin * st.bin_n
+    known = (stop_bin + st.episode_bins + 1) * st.bin_n
+    chs = set(st.site_chs[s].tolist())
+    cover = max(
+        (min(y, b) - max(x, a) for c, x, y, _ in st.noise_changes if c in chs and y <= known),
+        default=0,
+    )
+    return 2 * cover >= b - a
 
 
 ONSET_WINDOW_S = 0.1  # an episode's onset is traced back in windows of this length ...

@@ -130,14 +130,29 @@ def _noise_autocorr(sos: NDArray, fs: float, n_fft: int = 1 << 16) -> NDArray[np
     return ac[: n_fft // 2] / ac[0]
 
 
+def bin_dof(sos: NDArray, fs: float, bin_n: int) -> float:
+    """Degrees of freedom of the mean square of ``bin_n`` samples of white noise through ``sos``.
+
+    The mean square is a sum of squares of correlated Gaussian samples,
+    approximated as chi-square with Satterthwaite's degrees of freedom
+    ``bin_n² / Σ (bin_n - |l|)·ρ(l)²``.
+
+    >>> sos = design_filters(2048.0, (20.0, 450.0), 2, mains_hz=None, harmonics=())
+    >>> round(bin_dof(sos, 2048.0, 20), 1)
+    10.8
+    """
+    rho = _noise_autocorr(sos, fs)[:bin_n]
+    lags = np.arange(bin_n)
+    return bin_n**2 / float(bin_n + 2.0 * ((bin_n - lags[1:]) * rho[1:] ** 2).sum())
+
+
 def rms_level(sos: NDArray, fs: float, bin_n: int, p: float) -> float:
     """RMS (in noise SDs) that a bin of ``bin_n`` noise samples exceeds with probability ``p``.
 
-    The bin's mean square is a sum of squares of correlated Gaussian samples,
-    approximated as chi-square with Satterthwaite's degrees of freedom
-    ``bin_n² / Σ (bin_n - |l|)·ρ(l)²``.  Short bins of few samples (10 ms at
-    250 Hz is 2 samples) scatter widely: a fixed 2σ level that noise exceeds
-    once in 10⁵ bins at 2 kHz is exceeded by one bin in 50 there.
+    The bin's mean square is taken as chi-square with :func:`bin_dof` degrees of
+    freedom.  Short bins of few samples (10 ms at 250 Hz is 2 samples) scatter
+    widely: a fixed 2σ level that noise exceeds once in 10⁵ bins at 2 kHz is
+    exceeded by one bin in 50 there.
 
     >>> sos = design_filters(2048.0, (20.0, 450.0), 2, mains_hz=None, harmonics=())
     >>> round(rms_level(sos, 2048.0, 20, 3e-5), 2)
@@ -148,9 +163,7 @@ def rms_level(sos: NDArray, fs: float, bin_n: int, p: float) -> float:
     """
     from scipy.stats import chi2
 
-    rho = _noise_autocorr(sos, fs)[:bin_n]
-    lags = np.arange(bin_n)
-    dof = bin_n**2 / float(bin_n + 2.0 * ((bin_n - lags[1:]) * rho[1:] ** 2).sum())
+    dof = bin_dof(sos, fs, bin_n)
     return float(np.sqrt(chi2.isf(p, dof) / dof))
 
 

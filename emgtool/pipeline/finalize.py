@@ -17,7 +17,8 @@ from numpy.typing import NDArray
 from emgtool.analysis import Analysis, SiteResult
 from emgtool.events import EVENT_COLUMNS, normalise_events
 from emgtool.pipeline import dsp
-from emgtool.pipeline.core import PipelineState, all_exclusions
+from emgtool.pipeline.core import BIN_S, PipelineState, all_exclusions
+from emgtool.pipeline.noise_change import noise_spread
 from emgtool.pipeline.runs import union_length
 from emgtool.pipeline.store import KINDS
 
@@ -129,7 +130,7 @@ def _intervals_for_site(
     chs = st.site_chs[s]
     per_reason: dict[str, list] = {}
     for c in chs:
-        for a, b, why in all_exclusions(st, c):
+        for a, b, why in all_exclusions(st, c, noise_changes=True):
             per_reason.setdefault(why, []).append((c, a / fs, min(b, st.pos) / fs))
     for why, spans in per_reason.items():
         if why in ("gap", "mains-dominated"):
@@ -344,6 +345,12 @@ def low_rate_warning(fs: float, band_hz: tuple[float, float]) -> str:
         "with nuisances: 93 % of potentials found at 12 dB and 70 % at 6 dB at 250 Hz, "
         "97 % and 89 % at 500 Hz, against 98 % and 92 % at 2 kHz); cramp and "
         "sustained-activity detection remain valid"
+        + (
+            "; a lasting rise of a channel's noise cannot be told from sustained "
+            "activity at this rate (noise_change.py) and is reported as such"
+            if noise_spread(fs, band_hz, max(1, int(round(BIN_S * fs)))) is None
+            else ""
+        )
     )
 
 
@@ -384,7 +391,7 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
         )
         flags = set()
         for c in chs:
-            reasons = {why for _, _, why in all_exclusions(st, c)}
+            reasons = {why for _, _, why in all_exclusions(st, c, noise_changes=True)}
             for why in reasons - {"gap"}:
                 flags.add(f"{why}:{st.channels[c].label}")
             if st.mains_ratio is not None and st.mains_ratio[c] > 0.5:
@@ -459,7 +466,7 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
 def _global_gaps(st: PipelineState) -> list[tuple[int, int]]:
     per_ch = [
         [(a, min(b - st.warmup_n, st.pos)) for a, b, why in spans if why == "gap"]
-        for spans in (all_exclusions(st, c) for c in range(len(st.channels)))
+        for spans in (all_exclusions(st, c, noise_changes=True) for c in range(len(st.channels)))
     ]
     if not per_ch or any(len(p) == 0 for p in per_ch):
         return []
@@ -471,7 +478,7 @@ def _channel_quality(st: PipelineState) -> dict:
     out = {}
     sds = np.array(st.block_sd) if st.block_sd else np.zeros((0, len(st.channels)))
     for c, ch in enumerate(st.channels):
-        spans = all_exclusions(st, c)
+        spans = all_exclusions(st, c, noise_changes=True)
         clipped = sum(min(b, st.pos) - a for a, b, why in spans if why == "clipped") / st.fs
         flags = sorted({why for _, _, why in spans} - {"gap"})
         if len(sds) and np.median(sds[:, c]) < st.cfg.flat_uv:
@@ -481,5 +488,12 @@ def _channel_quality(st: PipelineState) -> dict:
             "mains_ratio": float(st.mains_ratio[c]) if st.mains_ratio is not None else None,
             "clipped_s": round(float(clipped), 3),
             "flags": flags,
+            # lasting changes of the noise level (noise_change.py): where the span
+            # of evidence began, and the new level over the floor it replaced
+            "noise_changes": [
+                {"onset_s": round(a / st.fs, 3), "ratio": round(r, 3)}
+                for c2, a, _b, r in st.noise_changes
+                if c2 == c
+            ],
         }
     return out

@@ -74,14 +74,27 @@ def test_single_large_potentials_still_count():
         assert not ((vol["onset"] <= s + 0.1) & (vol["onset"] + vol["duration"] >= s)).any()
 
 
+def _weak_firing(x: np.ndarray, a: int, b: int, n_units: int, amp_uv: float, seed: int) -> None:
+    """Add ``n_units`` motor units firing at 8-12 pps (jittered) over samples [a, b)."""
+    rng = np.random.default_rng(seed)
+    w = _spike()
+    for _ in range(n_units):
+        rate = rng.uniform(8.0, 12.0)
+        t = a + int(rng.uniform(0, 1 / rate) * FS)
+        amp = amp_uv * rng.uniform(0.7, 1.3)
+        while t + len(w) < b:
+            x[t : t + len(w)] += amp * w
+            t += int(rng.normal(1 / rate, 0.1 / rate) * FS)
+
+
 def test_noise_floor_does_not_climb_into_weak_activity():
     """Weak dense activity (active in only some 10-ms bins) keeps the rest noise floor."""
-    rng = np.random.default_rng(5)
     sigma = 10.0
     x = _base(40.0, sigma, seed=2)
     a, b = int(10 * FS), int(38 * FS)
-    # Interference 1.2x the noise RMS: the 10-ms RMS passes 2 sigma in ~1 bin of 10.
-    x[a:b] += rng.normal(0, 1.2 * sigma, b - a)
+    # Six units firing at ~10 pps, each potential 4 sigma peak to peak: the 10-ms
+    # RMS passes 2 sigma in ~1 bin of 10, and the SD of the 1-s blocks rises ~1.3x.
+    _weak_firing(x, a, b, n_units=6, amp_uv=4 * sigma, seed=5)
     st = core.init_state(FS, assign_sites(["Gastroc med L"]))
     step = int(FS * 0.37)
     rec = _rec(x)
