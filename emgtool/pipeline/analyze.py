@@ -107,9 +107,12 @@ def quality_warnings(an: Analysis) -> list[str]:
             + ", ".join(clipped)
         )
     if changed:
+        more = f", and {len(changed) - 6} more (quality.channels)" if len(changed) > 6 else ""
         out.append(
             "noise level changed and stayed (electrode contact or interference?); "
-            "thresholds follow it after the noise window, which is excluded: " + ", ".join(changed)
+            "thresholds follow it after the noise window, which is not analysed: "
+            + ", ".join(changed[:6])
+            + more
         )
     return out
 

@@ -826,7 +826,8 @@ def _follow_noise_change(
     with warnings.catch_warnings():  # a channel never at rest has no reference: not re-based
         warnings.simplefilter("ignore", RuntimeWarning)
         spread_rest = np.nanmedian(st.rest_spread[due], axis=1)
-    old = _sd_for_block(st, blk)[due]  # the floor the run was judged against
+    # The noise SD the run was judged against (the floor is a low percentile: biased low).
+    old = _sd_for_block(st, blk)[due] / st.floor_bias
     ok = looks_like_noise(
         st.change_spread[due], st.change_sd[due], spread_rest, st.change_spread_noise, old
     )
@@ -976,17 +977,9 @@ def _archive_exclusions(st: PipelineState) -> None:
             st.excl[c] = [sp for sp in spans if sp[1] >= limit]
 
 
-def all_exclusions(st: PipelineState, c: int, noise_changes: bool = False) -> list:
-    """Every exclusion span recorded for channel ``c``.
-
-    With ``noise_changes``, also the spans before its noise floor was re-based
-    (``noise-change``, noise_change.py): excluded from what is reported, though
-    detection did not mask them (they are known only afterwards).
-    """
-    out = st.excl_done[c] + st.excl[c]
-    if noise_changes:
-        out = out + [(a, b, "noise-change") for ch, a, b, _ in st.noise_changes if ch == c]
-    return out
+def all_exclusions(st: PipelineState, c: int) -> list:
+    """Every exclusion span recorded for channel ``c``."""
+    return st.excl_done[c] + st.excl[c]
 
 
 # ---------------------------------------------------------------------------- candidates

@@ -130,7 +130,7 @@ def _intervals_for_site(
     chs = st.site_chs[s]
     per_reason: dict[str, list] = {}
     for c in chs:
-        for a, b, why in all_exclusions(st, c, noise_changes=True):
+        for a, b, why in all_exclusions(st, c):
             per_reason.setdefault(why, []).append((c, a / fs, min(b, st.pos) / fs))
     for why, spans in per_reason.items():
         if why in ("gap", "mains-dominated"):
@@ -391,9 +391,11 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
         )
         flags = set()
         for c in chs:
-            reasons = {why for _, _, why in all_exclusions(st, c, noise_changes=True)}
+            reasons = {why for _, _, why in all_exclusions(st, c)}
             for why in reasons - {"gap"}:
                 flags.add(f"{why}:{st.channels[c].label}")
+            if any(ch == c for ch, *_ in st.noise_changes):
+                flags.add(f"noise-change:{st.channels[c].label}")
             if st.mains_ratio is not None and st.mains_ratio[c] > 0.5:
                 flags.add(f"mains:{st.channels[c].label}")
         if excl.get("flat"):
@@ -466,7 +468,7 @@ def finalize(st: PipelineState, *, recording_id: str = "", source: dict | None =
 def _global_gaps(st: PipelineState) -> list[tuple[int, int]]:
     per_ch = [
         [(a, min(b - st.warmup_n, st.pos)) for a, b, why in spans if why == "gap"]
-        for spans in (all_exclusions(st, c, noise_changes=True) for c in range(len(st.channels)))
+        for spans in (all_exclusions(st, c) for c in range(len(st.channels)))
     ]
     if not per_ch or any(len(p) == 0 for p in per_ch):
         return []
@@ -478,9 +480,12 @@ def _channel_quality(st: PipelineState) -> dict:
     out = {}
     sds = np.array(st.block_sd) if st.block_sd else np.zeros((0, len(st.channels)))
     for c, ch in enumerate(st.channels):
-        spans = all_exclusions(st, c, noise_changes=True)
+        spans = all_exclusions(st, c)
         clipped = sum(min(b, st.pos) - a for a, b, why in spans if why == "clipped") / st.fs
-        flags = sorted({why for _, _, why in spans} - {"gap"})
+        changes = [(a, r) for c2, a, _b, r in st.noise_changes if c2 == c]
+        flags = sorted(
+            ({why for _, _, why in spans} - {"gap"}) | ({"noise-change"} if changes else set())
+        )
         if len(sds) and np.median(sds[:, c]) < st.cfg.flat_uv:
             flags.append("flat")
         out[ch.label] = {
@@ -491,9 +496,7 @@ def _channel_quality(st: PipelineState) -> dict:
             # lasting changes of the noise level (noise_change.py): where the span
             # of evidence began, and the new level over the floor it replaced
             "noise_changes": [
-                {"onset_s": round(a / st.fs, 3), "ratio": round(r, 3)}
-                for c2, a, _b, r in st.noise_changes
-                if c2 == c
+                {"onset_s": round(a / st.fs, 3), "ratio": round(r, 3)} for a, r in changes
             ],
         }
     return out

@@ -31,9 +31,9 @@ The two differ in structure, whatever their level:
 
 A channel busy for the noise floor's window (at least ``CHANGE_MIN_S``) in a
 row whose blocks pass the three tests (:func:`looks_like_noise`) has changed
-its noise level: the floor is re-based on what those blocks measured, and the
-span is reported as excluded (``noise-change``), with any sustained-activity
-episode it made.
+its noise level: the floor is re-based on what those blocks measured, the channel is flagged (``noise-change``), and a
+sustained-activity episode it made is an artefact (its span is excluded, as
+any sustained activity's).
 
 Examples
 --------
@@ -72,7 +72,7 @@ SPREAD_RATIO = 1.25
 REST_CAP = 1.5
 #: ... its block SDs' upper quartile at most this times their lower quartile ...
 STEADY_RATIO = 1.2
-#: ... and their median at least this times the floor the run was judged against.
+#: ... and their median at least this times the noise SD the run was judged against.
 MIN_RISE = 1.2
 
 
@@ -132,7 +132,7 @@ def looks_like_noise(
     spread_noise : float
         Gaussian noise's bin spread (:func:`noise_spread`).
     floor : ndarray, shape (n_ch,)
-        The noise floor the run was judged against.
+        The noise SD the run was judged against (the floor, unbiased).
     """
     ref = np.minimum(np.asarray(spread_rest, np.float64), REST_CAP * spread_noise)
     calm = np.median(spread, axis=1) <= SPREAD_RATIO * ref
