@@ -55,7 +55,7 @@ from numpy.typing import NDArray
 
 from emgtool.pipeline import dsp
 
-__all__ = ["CHANGE_MIN_S", "noise_spread", "bin_spread", "looks_like_noise"]
+__all__ = ["CHANGE_MIN_S", "REST_EVERY", "noise_spread", "bin_spread", "looks_like_noise"]
 
 #: A channel must have been busy and noise-like for the floor's own window
 #: (``noise_window_s``: it follows any other change of the rest noise that fast),
@@ -68,8 +68,10 @@ CHANGE_MIN_S = 10.0
 MAX_NOISE_SPREAD = 1.05
 #: Noise-like: the run's median bin spread is at most this times the reference ...
 SPREAD_RATIO = 1.25
-#: ... (the channel's at rest, at most REST_CAP times the Gaussian one) ...
+#: ... (the channel's at rest, at most REST_CAP times the Gaussian one; its median
+#: over the last ten rest blocks taken one in REST_EVERY: it changes slowly) ...
 REST_CAP = 1.5
+REST_EVERY = 5
 #: ... its block SDs' upper quartile at most this times their lower quartile ...
 STEADY_RATIO = 1.2
 #: ... and their median at least this times the noise SD the run was judged against.
