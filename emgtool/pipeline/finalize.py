@@ -494,7 +494,7 @@ def _channel_quality(st: PipelineState) -> dict:
             "clipped_s": round(float(clipped), 3),
             "flags": flags,
             # lasting changes of the noise level (noise_change.py): where the span
-            # of evidence began, and the new level over the floor it replaced
+            # of evidence began, and the new noise SD over the one it replaced
             "noise_changes": [
                 {"onset_s": round(a / st.fs, 3), "ratio": round(r, 3)} for a, r in changes
             ],

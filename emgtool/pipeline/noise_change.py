@@ -31,9 +31,9 @@ The two differ in structure, whatever their level:
 
 A channel busy for the noise floor's window (at least ``CHANGE_MIN_S``) in a
 row whose blocks pass the three tests (:func:`looks_like_noise`) has changed
-its noise level: the floor is re-based on what those blocks measured, the channel is flagged (``noise-change``), and a
-sustained-activity episode it made is an artefact (its span is excluded, as
-any sustained activity's).
+its noise level: the floor is re-based on what those blocks measured, the
+channel is flagged (``noise-change``), and a sustained-activity episode it
+made is an artefact (its span is excluded, as any sustained activity's).
 
 Examples
 --------
