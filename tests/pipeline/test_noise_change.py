@@ -18,18 +18,18 @@ STEP_S = 30.0
 SINGLES_S = [8.0, 14.0, 21.0, 45.0, 51.0, 57.5, 63.0, 70.0, 76.0]
 
 
-def _recording(gain: float) -> Recording:
+def _recording(gain: float, fs: float = FS) -> Recording:
     """80 s of one channel whose noise rises ``gain``-fold at STEP_S, with single potentials."""
     rng = np.random.default_rng(21)
-    n = int(80 * FS)
+    n = int(80 * fs)
     x = rng.normal(0, SIGMA, n)
-    a = int(STEP_S * FS)
+    a = int(STEP_S * fs)
     x[a:] += rng.normal(0, SIGMA * np.sqrt(gain**2 - 1), n - a)  # white: the same shape
-    w = lobes([300.0, -300.0], [3.0, 3.0])  # 600 µV p-p: clear at either level
+    w = lobes([300.0, -300.0], [3.0, 3.0], fs)  # 600 µV p-p: clear at either level
     for s in SINGLES_S:
-        i = int(s * FS)
+        i = int(s * fs)
         x[i : i + len(w)] += w
-    return Recording(x[None].astype(np.float32), FS, assign_sites(["Gastroc med L"]))
+    return Recording(x[None].astype(np.float32), fs, assign_sites(["Gastroc med L"]))
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,21 @@ def test_noise_change_is_the_same_for_any_chunking(stepped):
         cuts = np.sort(rng.integers(1, rec.n_samples, 40))
         got = run_chunked(rec, cuts).reset_index(drop=True)
         pd.testing.assert_frame_equal(got, whole)
+
+
+@pytest.mark.parametrize("fs", [500.0, 1000.0])
+def test_a_rise_is_followed_on_low_cost_boards(fs):
+    ev = analyze(_recording(3.0, fs)).events
+    assert not ev["trial_type"].isin(["cramp", "voluntary"]).any(), ev
+    assert (ev["reason"] == "noise-change").sum() == 1
+    fasc = ev[ev["trial_type"] == "fasciculation"]
+    assert (fasc["onset"] > STEP_S + 12).sum() == sum(s > STEP_S + 12 for s in SINGLES_S)
+
+
+def test_below_500_hz_the_rule_is_off_and_the_warning_says_so():
+    an = analyze(_recording(3.0, 250.0))
+    assert not (an.events["reason"] == "noise-change").any()
+    assert any("noise cannot be told" in w for w in an.warnings), an.warnings
 
 
 def test_a_small_rise_is_followed_too():
