@@ -212,7 +212,8 @@ class PipelineState:
     block_bin_rms: dict = field(default_factory=dict)  # block -> its bins' RMS (noise_change.py)
     # A lasting change of a channel's noise level (noise_change.py): per channel, the
     # length of its run of busy blocks, their bin spreads and SDs (rings of
-    # ``change_blocks``), and its spread at rest (ring of ``floor_blocks`` samples, one per REST_EVERY blocks).
+    # ``change_blocks``), and its spread at rest (ring of ``floor_blocks`` samples,
+    # one per REST_EVERY blocks).
     change_spread_noise: float | None = None  # Gaussian bin spread; None: rule off
     change_blocks: int = 0
     change_len: NDArray | None = None
@@ -794,7 +795,7 @@ def _close_block(st: PipelineState, blk: int, sd: NDArray, excluded: NDArray | N
                 sd = np.where(busy, prev, sd).astype(np.float32)
     st.block_sd.append(sd)
     parts = st.block_bin_rms.pop(blk, None) if blk >= 0 else None
-    if parts and st.change_spread_noise is not None:
+    if parts:  # collected only while the noise-change rule is on (_active_bins)
         ok = busy if excluded is None else busy & ~excluded
         # Most blocks have nothing to follow: the spread is measured while a run of
         # busy blocks goes on or starts, and every REST_EVERY-th block for the rest
@@ -850,22 +851,6 @@ def _follow_noise_change(
     st.change_len[due] = 0
 
 
-def _percentile_last_axis(v: NDArray, pct: float) -> NDArray:
-    """``np.percentile(v, pct, axis=-1)`` ("linear"), cheap for short last axes.
-
-    np.percentile costs ~0.1 ms of overhead per call, and a floor is needed
-    per block; the same arithmetic serves one block or thousands, so every
-    floor is the same whichever way it was computed.
-    """
-    w = v.shape[-1]
-    v = np.sort(v, axis=-1)
-    pos = pct / 100.0 * (w - 1)
-    i = int(np.floor(pos))
-    t = np.float32(pos - i)
-    lo, hi = v[..., i], v[..., min(i + 1, w - 1)]
-    return (lo + t * (hi - lo)).astype(np.float32)
-
-
 def _extend_floor(st: PipelineState) -> None:
     """Noise floor in force in every block whose history is now final.
 
@@ -876,17 +861,17 @@ def _extend_floor(st: PipelineState) -> None:
     b = len(st.sd_floor)
     while b <= n and b < st.floor_blocks:  # the first blocks have a shorter history
         hist = st.block_sd[:b]
-        st.sd_floor.append(_percentile_last_axis(np.array(hist).T, NOISE_PCT) if hist else None)
+        st.sd_floor.append(dsp.percentile_last_axis(np.array(hist).T, NOISE_PCT) if hist else None)
         b += 1
     if b > n:
         return
     if b == n:  # the usual case, one block closed: no sliding-window view needed
         hist = np.array(st.block_sd[n - st.floor_blocks : n]).T  # (n_ch, floor_blocks)
-        st.sd_floor.append(_percentile_last_axis(hist, NOISE_PCT))
+        st.sd_floor.append(dsp.percentile_last_axis(hist, NOISE_PCT))
         return
     hist = np.array(st.block_sd[b - st.floor_blocks : n])  # (n - b + st.floor_blocks, n_ch)
     win = np.lib.stride_tricks.sliding_window_view(hist, st.floor_blocks, axis=0)
-    st.sd_floor.extend(_percentile_last_axis(win, NOISE_PCT))
+    st.sd_floor.extend(dsp.percentile_last_axis(win, NOISE_PCT))
 
 
 def _probe_noise(st: PipelineState, y: NDArray) -> None:
@@ -922,7 +907,7 @@ def _sd_for_block(st: PipelineState, b: int) -> NDArray:
     hist = st.block_sd[max(0, b - st.floor_blocks) : b]  # not final yet: not kept
     if not hist:
         return st.probe_sd
-    return _percentile_last_axis(np.array(hist).T, NOISE_PCT)
+    return dsp.percentile_last_axis(np.array(hist).T, NOISE_PCT)
 
 
 def _sd_matrix(st: PipelineState, samples: NDArray) -> NDArray:
@@ -1351,7 +1336,7 @@ def _measure(st, site_idx, s0, s1) -> None:
         rows = np.flatnonzero((n_chs == k) & recorded)
         ppk = pp[rows, :k]
         elec_pp.update(zip(rows.tolist(), ppk.astype(np.float32), strict=True))
-        uniform[rows] = _percentile_last_axis(ppk, 25.0) >= 0.5 * ppk.max(axis=1)
+        uniform[rows] = dsp.percentile_last_axis(ppk, 25.0) >= 0.5 * ppk.max(axis=1)
         w = _grid_windows(st, tab[rows, :k], peak[rows])  # every electrode, once
         uniform[rows] |= _far_field(w)
         # The grid tests (grid.py) decide what is counted: candidates already inside
@@ -1629,7 +1614,8 @@ def _active_bins(st: PipelineState, rms: NDArray, excl: NDArray, b0: int) -> NDA
             continue
         st.block_active[b] = st.block_active.get(b, 0) + busy[:, sel].sum(axis=1)
         st.block_bins[b] = st.block_bins.get(b, 0) + int(sel.sum())
-        st.block_bin_rms.setdefault(b, []).append(rms[:, sel])
+        if st.change_spread_noise is not None:  # the noise-change rule is on (_close_block)
+            st.block_bin_rms.setdefault(b, []).append(rms[:, sel])
     return active
 
 

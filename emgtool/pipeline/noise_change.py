@@ -105,16 +105,7 @@ def bin_spread(rms: NDArray) -> NDArray[np.float32]:
     power.
     """
     v = np.sort(np.asarray(rms, np.float32), axis=-1)
-    last = v.shape[-1] - 1
-
-    def quartile(k: int) -> NDArray:
-        pos = k / 4 * last
-        i = int(pos)
-        t = np.float32(pos - i)
-        q = v[..., i] + t * (v[..., min(i + 1, last)] - v[..., i])
-        return q * q
-
-    q25, q50, q75 = quartile(1), quartile(2), quartile(3)
+    q25, q50, q75 = (dsp.percentile_last_axis(v, p, presorted=True) ** 2 for p in (25, 50, 75))
     out = np.full(q50.shape, np.inf, np.float32)
     np.divide(q75 - q25, q50, out=out, where=q50 > 0)
     return out
