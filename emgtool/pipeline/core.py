@@ -800,9 +800,17 @@ def _close_block(st: PipelineState, blk: int, sd: NDArray, excluded: NDArray | N
         # Most blocks have nothing to follow: the spread is measured while a run of
         # busy blocks goes on or starts, and every REST_EVERY-th block for the rest
         # reference (a sort per block was 18 % of a 16-channel analysis).
-        if ok.any() or st.change_len.any() or blk % REST_EVERY == 0:
-            rms = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-            _follow_noise_change(st, blk, measured, bin_spread(rms), busy, ok)
+        rest_ref = blk % REST_EVERY == 0
+        if ok.any() or st.change_len.any() or rest_ref:
+            # Only the spreads that are read: of the busy channels (a run goes on or
+            # starts) and, on a reference block, of those at rest.
+            need = ok | ~busy if rest_ref else ok
+            spread = np.full(len(measured), np.nan, np.float32)
+            if need.any():
+                rows = parts if need.all() else [r[need] for r in parts]
+                rms = np.concatenate(rows, axis=1) if len(rows) > 1 else rows[0]
+                spread[need] = bin_spread(rms)
+            _follow_noise_change(st, blk, measured, spread, busy, ok)
     _extend_floor(st)
 
 
@@ -1319,7 +1327,12 @@ def _measure(st, site_idx, s0, s1) -> None:
     # neighbours ("light") and never pending.
     covered = _known_sustained(st, site_idx, peak)
     light = covered & ~st.ecg_site[site_idx]
-    full = np.flatnonzero(~covered)
+    # Only candidates large enough to be recorded at all (``keep`` below) are
+    # measured further (on a 64-electrode grid, one candidate in ten): the
+    # far-field test reads every electrode's window, ~40x the work otherwise.
+    amp_pp = _potential_pp(st, wave, pp[idx_n, best_k], peak, s0, s1, sdm[best_ch, idx_n])
+    recorded = amp_pp.astype(np.float64) >= cfg.fasc_min_pp_uv  # as keep
+    full = np.flatnonzero(~covered & recorded)
     row = np.full(n, -1, np.int64)
     row[full] = np.arange(len(full))
     f = waveform_features(wave[full], sd[full], st.fs)
@@ -1328,10 +1341,6 @@ def _measure(st, site_idx, s0, s1) -> None:
     field: dict = {}  # grids: each electrode's share of the candidate (_one_potential)
     elec_pp: dict = {}  # grids: p-p on every electrode (_outsizes_neighbours, ringing)
     n_chs = (tab >= 0).sum(axis=1)
-    # Only candidates large enough to be recorded at all (``keep`` below) need it:
-    # the far-field test reads every electrode's window, ~40x the work otherwise.
-    amp_pp = _potential_pp(st, wave, pp[idx_n, best_k], peak, s0, s1, sdm[best_ch, idx_n])
-    recorded = amp_pp.astype(np.float64) >= cfg.fasc_min_pp_uv  # as keep
     for k in np.unique(n_chs[(n_chs >= GRID_MIN_CHANNELS) & recorded]):
         rows = np.flatnonzero((n_chs == k) & recorded)
         ppk = pp[rows, :k]
@@ -1353,7 +1362,7 @@ def _measure(st, site_idx, s0, s1) -> None:
     # Doublets: the window holds the same potential twice (see doublets.py).
     amp_all = pp[idx_n, best_k]
     lag = np.zeros(n, np.int64)
-    big = (amp_all >= DOUBLET_MIN_PP_SD * 2 * sd) & ~covered
+    big = (amp_all >= DOUBLET_MIN_PP_SD * 2 * sd) & ~covered & recorded
     if big.any():
         lag[big], _ = find_doublets(wave[big], sd[big], st.doublet_lags)
     amp64 = amp_pp.astype(np.float64)
@@ -1592,13 +1601,15 @@ def _active_bins(st: PipelineState, rms: NDArray, excl: NDArray, b0: int) -> NDA
     nb = rms.shape[1]
     bin_start = (b0 + np.arange(nb)) * st.bin_n
     blk = bin_start // st.block_n
-    if blk[0] == blk[-1]:  # the usual case: one block's floor for every bin
-        sd = _sd_for_block(st, int(blk[0]))[:, None]
-    else:  # bins are in time order: their blocks are consecutive (no np.unique)
-        b_lo = int(blk[0])
-        sds = [_sd_for_block(st, b) for b in range(b_lo, int(blk[-1]) + 1)]
-        sd = np.stack(sds, axis=1)[:, blk - b_lo]
-    active = (rms > st.active_sd * sd) & ~excl
+    b_lo, b_hi = int(blk[0]), int(blk[-1]) + 1
+    # Bins are in time order: each block's bins are one slice (1-2 blocks per call).
+    cut = np.searchsorted(blk, np.arange(b_lo, b_hi + 1)).tolist()
+    active = np.empty(rms.shape, bool)
+    for b in range(b_lo, b_hi):
+        a, e = cut[b - b_lo], cut[b - b_lo + 1]
+        sd = _sd_for_block(st, b)[:, None]  # the floor of the block each bin starts in
+        np.greater(rms[:, a:e], st.active_sd * sd, out=active[:, a:e])
+    active &= ~excl
     # Per-channel busy bins per noise block (bins wholly inside one block).  A bin
     # is busy when it is active or follows an active bin of its channel by no more
     # than the run merge gap: weak activity (a cramp's quiet phase) is active only
@@ -1607,15 +1618,16 @@ def _active_bins(st: PipelineState, rms: NDArray, excl: NDArray, b0: int) -> NDA
     # cramp within seconds and the rest of it becomes "rest" (causal: only earlier
     # bins bridge, so the count is the same for any chunking).
     busy = _bridge_active(st, active, b0)
-    inside = blk == (bin_start + st.bin_n - 1) // st.block_n
-    for b in range(int(blk[0]), int(blk[-1]) + 1):
-        sel = inside & (blk == b)
-        if not sel.any():
+    for b in range(b_lo, b_hi):
+        a, e = cut[b - b_lo], cut[b - b_lo + 1]
+        if e > a and (bin_start[e - 1] + st.bin_n - 1) // st.block_n != b:
+            e -= 1  # the block's last bin runs into the next block: in neither
+        if e <= a:
             continue
-        st.block_active[b] = st.block_active.get(b, 0) + busy[:, sel].sum(axis=1)
-        st.block_bins[b] = st.block_bins.get(b, 0) + int(sel.sum())
+        st.block_active[b] = st.block_active.get(b, 0) + np.count_nonzero(busy[:, a:e], axis=1)
+        st.block_bins[b] = st.block_bins.get(b, 0) + (e - a)
         if st.change_spread_noise is not None:  # the noise-change rule is on (_close_block)
-            st.block_bin_rms.setdefault(b, []).append(rms[:, sel])
+            st.block_bin_rms.setdefault(b, []).append(rms[:, a:e])
     return active
 
 
