@@ -1280,6 +1280,12 @@ def _potential_pp(
 
 def _gather(st: PipelineState, chans: NDArray, starts: NDArray, length: int) -> NDArray:
     """Samples [start, start + length) of each (channel, start) from the buffer, zero-padded."""
+    first = np.asarray(starts) - st.buf_start
+    n_buf = st.buf.shape[1]
+    if len(first) and 0 <= first.min() and first.max() <= n_buf - length:
+        # The usual case, every window inside the buffer: one gather of rows of
+        # windows (a view), several times faster than a gather of samples.
+        return np.lib.stride_tricks.sliding_window_view(st.buf, length, axis=1)[chans, first]
     rel = starts[:, None] - st.buf_start + np.arange(length)[None, :]
     valid = (rel >= 0) & (rel < st.buf.shape[1])
     out = st.buf[chans[:, None], np.clip(rel, 0, st.buf.shape[1] - 1)]
