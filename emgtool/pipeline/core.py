@@ -248,6 +248,9 @@ class PipelineState:
     # decisions
     pending: list = field(default_factory=list)
     recent_peaks: list = field(default_factory=list)  # (peak, site, candidate) of all candidates
+    # (peak, site) of candidates below the counting floor (fasc_min_pp_uv): witnesses of
+    # common-mode artefacts only (_seen_widely), never events
+    witnesses: list = field(default_factory=list)
     # (ring peak, site, ring amp, onset, ring amp per grid electrode or None), recent
     ring_sources: list = field(default_factory=list)
     trackers: list = field(default_factory=list)
@@ -1338,6 +1341,13 @@ def _measure(st, site_idx, s0, s1) -> None:
     # far-field test reads every electrode's window, ~40x the work otherwise.
     amp_pp = _potential_pp(st, wave, pp[idx_n, best_k], peak, s0, s1, sdm[best_ch, idx_n])
     recorded = amp_pp.astype(np.float64) >= cfg.fasc_min_pp_uv  # as keep
+    if len(st.site_keys) > 1:
+        # Below the counting floor a candidate is still a deflection beyond the noise:
+        # a witness of an artefact seen at many sites at once (a motion artefact is
+        # often 30-45 µV on most channels at 20 dB, and only two or three of its
+        # candidates are counted).  Heart beats at trunk sites are no witnesses.
+        small = np.flatnonzero(~recorded & ~st.ecg_site[site_idx])
+        st.witnesses += zip(peak[small].tolist(), site_idx[small].tolist(), strict=True)
     full = np.flatnonzero(~covered & recorded)
     row = np.full(n, -1, np.int64)
     row[full] = np.arange(len(full))
@@ -2455,7 +2465,9 @@ def _in_ongoing_activity(st: PipelineState, s: int, peak: int) -> bool | None:
 def _seen_widely(
     st: PipelineState, ix: _RecentIndex, pk: NDArray, final: bool = True
 ) -> list[bool | None]:
-    """For each peak: candidates at >= the common-mode number of sites within ±cm_n.
+    """For each peak: candidates at >= the common-mode number of sites within ±cm_n,
+    or, counting those below the counting floor too (``st.witnesses``), at a third
+    of the sites.
 
     Only potentials nothing else explains are witnesses of a common-mode
     artefact:
@@ -2479,40 +2491,51 @@ def _seen_widely(
     """
     n_sites = len(st.site_keys)
     cm_need = max(2, min(st.cfg.common_mode_sites, math.ceil(n_sites / 2)))
-    lo = np.searchsorted(ix.t_sorted, pk - st.cm_n, side="left").tolist()
-    hi = np.searchsorted(ix.t_sorted, pk + st.cm_n, side="right").tolist()
+    # Counting the candidates below the counting floor too (st.witnesses), the
+    # artefact must reach a third of the sites: those small deflections include
+    # late phases and filter ringing of potentials, which stretch each site's
+    # chance of coinciding (at 3 sites, simulated ALS at 12-20 dB lost 0.4 % of
+    # its potentials to them).
+    wide_need = max(cm_need + 1, math.ceil(n_sites / 3))
+    wit = np.array(st.witnesses, np.int64).reshape(-1, 2)
+    t_all = np.concatenate([ix.t_sorted, wit[:, 0]])
+    order = np.argsort(t_all, kind="stable")
+    t_all = t_all[order]
+    lo = np.searchsorted(t_all, pk - st.cm_n, side="left").tolist()
+    hi = np.searchsorted(t_all, pk + st.cm_n, side="right").tolist()
     wide = (np.asarray(hi) - np.asarray(lo)) >= cm_need
     if n_sites < 2 or not wide.any():
         return [False] * len(lo)
     # Witness sites in time order; heart beats get site -1 (never a witness).
-    s_sorted = np.where(_heart_explained(st, ix), -1, ix.sites)[ix.by_time].tolist()
-    p_sorted = ix.t_sorted.tolist()
+    s_rec = np.where(_heart_explained(st, ix), -1, ix.sites)[ix.by_time]
+    s_sorted = np.concatenate([s_rec, wit[:, 1]])[order].tolist()
+    small = (order >= len(s_rec)).tolist()  # below the counting floor
+    p_sorted = t_all.tolist()
     out: list[bool | None] = []
     for a, b, w in zip(lo, hi, wide.tolist(), strict=True):
         if w:
             # Sites free of activity count fully; sites in ongoing sustained activity
             # count half (or, undecided, up to half): they fire constantly, so their
-            # coincidence is weak evidence on its own.
-            free, busy, maybe = set(), set(), set()
-            for s, t in zip(s_sorted[a:b], p_sorted[a:b], strict=True):
-                if s < 0 or s in free:
+            # coincidence is weak evidence on its own.  Tallied for the counted
+            # candidates alone and for all of them.
+            tally = [(set(), set(), set()), (set(), set(), set())]
+            for s, t, sm in zip(s_sorted[a:b], p_sorted[a:b], small[a:b], strict=True):
+                if s < 0 or (s in tally[1][0] and (sm or s in tally[0][0])):
                     continue
                 on = _in_ongoing_activity(st, s, t)
-                if on is None and not final:
-                    maybe.add(s)
-                elif on:
-                    busy.add(s)
-                else:
-                    free.add(s)
-            busy -= free
-            maybe -= free | busy
-            low = len(free) + 0.5 * len(busy)
-            if low >= cm_need:
-                w = True
-            elif low + len(maybe) >= cm_need:
-                w = None  # depends on witnesses whose activity is not yet known
-            else:
-                w = False
+                kind = 2 if on is None and not final else 1 if on else 0
+                for free_busy_maybe in tally[1:] if sm else tally:
+                    free_busy_maybe[kind].add(s)
+            w = False
+            for (free, busy, maybe), need in zip(tally, (cm_need, wide_need), strict=True):
+                busy -= free
+                maybe -= free | busy
+                low = len(free) + 0.5 * len(busy)
+                if low >= need:
+                    w = True
+                    break
+                if low + len(maybe) >= need:
+                    w = None  # depends on witnesses whose activity is not yet known
         out.append(w)
     return out
 
@@ -2680,6 +2703,8 @@ def _decide(st: PipelineState, final: bool) -> None:
     oldest = first - 4 * st.cm_n - max(st.qrs_n[0], st.art_n[1])
     if st.recent_peaks and st.recent_peaks[0][0] < oldest:
         st.recent_peaks = [rp for rp in st.recent_peaks if rp[0] >= oldest]
+    if st.witnesses:
+        st.witnesses = [w for w in st.witnesses if w[0] >= oldest]
     oldest_ring = first - len(st.ring_env)  # a source can ring on this far
     if st.ring_sources and st.ring_sources[0][0] < oldest_ring:
         st.ring_sources = [r for r in st.ring_sources if r[0] >= oldest_ring]
