@@ -2669,7 +2669,11 @@ def _decide(st: PipelineState, final: bool) -> None:
         if reason is None and (p.get("cm", False) or cm_near[i]):
             reason = "common-mode"
         if reason is None:
-            a, b = p["start"], p["stop"]
+            # A clipped run bends the signal where it meets and leaves the rail: the
+            # filter's response there is the artefact's tail, as after a common-mode
+            # one (a simulated swing into the rail left a 60-µV "potential" as it
+            # came out, 0.08 s before the swing ended).
+            a, b = p["start"] - st.art_n[1], p["stop"] + st.art_n[0]
             if any(e > a and x < b for x, e in clipped[p["best_ch"]]):
                 reason = "clipped"
         if reason is None and p["noise"] and p["score"] < _busy_level(st, s, p["peak"]):
