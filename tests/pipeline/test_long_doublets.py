@@ -25,23 +25,27 @@ def _doublets(seconds: float, wave: np.ndarray, lag_ms: float, seed: int):
     )
     first = (6.0 + np.cumsum(rng.uniform(0.8, 1.6, int(seconds))) * 1.0) * FS
     first = first[first < (seconds - 1.0) * FS].astype(int)
-    lag = int(round(lag_ms * FS / 1000))
-    for s in first:
+    # A unit's doublet intervals vary (by ±2 ms here): the same lag every time the
+    # unit fires would be a polyphasic potential repeating its pattern (core.py,
+    # _repeating_pattern), not two discharges.
+    lags = np.round((lag_ms + rng.uniform(-2.0, 2.0, len(first))) * FS / 1000).astype(int)
+    for s, lag in zip(first, lags, strict=True):
         x[s : s + len(wave)] += wave
         x[s + lag : s + lag + len(wave)] += 0.97 * wave
-    return x, first, lag
+    return x, first, lags
 
 
 def test_large_doublet_with_long_ringing_gives_two_events():
     wave = lobes([-300, 600, -450, 200], [3, 4, 5, 5])  # 17 ms, 1 mV p-p
-    x, first, lag = _doublets(40.0, wave, 13.0, seed=1)
+    x, first, lags = _doublets(40.0, wave, 13.0, seed=1)
     rec = Recording(x[None].astype(np.float32), FS, assign_sites(["FDI R"]))
     ev = analyze(rec).events
     fasc = ev[(ev.trial_type == "fasciculation") & (ev.onset >= 5.5)]
     peaks = np.round(fasc["peak_s"].to_numpy() * FS).astype(int)
     n = len(wave)
-    one = [((peaks >= s) & (peaks < s + min(lag, n))).sum() for s in first]
-    two = [((peaks >= s + lag) & (peaks < s + lag + n)).sum() for s in first]
+    pairs = list(zip(first, lags, strict=True))
+    one = [((peaks >= s) & (peaks < s + min(lag, n))).sum() for s, lag in pairs]
+    two = [((peaks >= s + lag) & (peaks < s + lag + n)).sum() for s, lag in pairs]
     assert np.mean(np.array(one) == 1) >= 0.9, one
     assert np.mean(np.array(two) == 1) >= 0.9, two
     # ... and no sustained activity where the doublets are (the filter start-up aside)
