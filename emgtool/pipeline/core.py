@@ -2503,9 +2503,13 @@ def _seen_widely(
     t_all = np.concatenate([ix.t_sorted, wit[:, 0]])
     order = np.argsort(t_all, kind="stable")
     t_all = t_all[order]
-    lo = np.searchsorted(t_all, pk - st.cm_n, side="left").tolist()
-    hi = np.searchsorted(t_all, pk + st.cm_n, side="right").tolist()
-    wide = (np.asarray(hi) - np.asarray(lo)) >= cm_need
+    lo = np.searchsorted(t_all, pk - st.cm_n, side="left")
+    hi = np.searchsorted(t_all, pk + st.cm_n, side="right")
+    n_rec = np.searchsorted(ix.t_sorted, pk + st.cm_n, side="right") - np.searchsorted(
+        ix.t_sorted, pk - st.cm_n, side="left"
+    )
+    wide = (n_rec >= cm_need) | (hi - lo >= wide_need)  # enough witnesses to qualify
+    lo, hi = lo.tolist(), hi.tolist()
     if n_sites < 2 or not wide.any():
         return [False] * len(lo)
     # Witness sites in time order; heart beats get site -1 (never a witness).
