@@ -2105,7 +2105,13 @@ def provisional(st: PipelineState) -> list[dict]:
             continue  # a heart beat seen on another trunk channel
         if wide[i]:
             continue  # the same instant on many sites: common-mode artefact
-        for q in p.get("doublet") or (p,):
+        a, b = p["start"] - st.art_n[1], p["stop"] + st.art_n[0]
+        if any(e > a and x < b and why == "clipped" for x, e, why in st.excl[p["best_ch"]]):
+            continue  # the tail of a clipped run (_decide)
+        parts = p.get("doublet")
+        if parts and _looks_repeated(st, s, p["peak"], parts[1]["peak"] - parts[0]["peak"]):
+            parts = None  # a polyphasic potential (_repeating_pattern)
+        for q in parts or (p,):
             out.append({k: q[k] for k in ("site_i", "start", "stop", "peak", "amplitude_uv")})
     return out
 
@@ -2644,10 +2650,18 @@ def _repeating_pattern(st: PipelineState, s: int, peak: int, lag: int) -> bool:
     since = peak - st.busy_window_n
     while hist and hist[0][0] < since:
         hist.pop(0)
-    tol = int(round(SPLIT_LAG_MS * 1e-3 * st.fs))
-    same = sum(abs(d - lag) <= tol for _, d in hist)
+    one = _looks_repeated(st, s, peak, lag)
     hist.append((peak, lag))
-    if same < SPLIT_MIN_COUNT or same < SPLIT_SHARE * (len(hist) - 1):
+    return one
+
+
+def _looks_repeated(st: PipelineState, s: int, peak: int, lag: int) -> bool:
+    """``_repeating_pattern``'s answer from the splits recorded so far (nothing recorded)."""
+    since = peak - st.busy_window_n
+    hist = [d for p, d in st.splits[s] if p >= since]
+    tol = int(round(SPLIT_LAG_MS * 1e-3 * st.fs))
+    same = sum(abs(d - lag) <= tol for d in hist)
+    if same < SPLIT_MIN_COUNT or same < SPLIT_SHARE * len(hist):
         return False
     pks = st.clear_peaks[s]
     counted = bisect.bisect_left(pks, peak) - bisect.bisect_left(pks, since)
