@@ -2105,9 +2105,8 @@ def provisional(st: PipelineState) -> list[dict]:
             continue  # a heart beat seen on another trunk channel
         if wide[i]:
             continue  # the same instant on many sites: common-mode artefact
-        a, b = p["start"] - st.art_n[1], p["stop"] + st.art_n[0]
-        if any(e > a and x < b and why == "clipped" for x, e, why in st.excl[p["best_ch"]]):
-            continue  # the tail of a clipped run (_decide)
+        if _near_clipping(st, p):
+            continue  # the tail of a clipped run
         parts = p.get("doublet")
         if parts and _looks_repeated(st, s, p["peak"], parts[1]["peak"] - parts[0]["peak"]):
             parts = None  # a polyphasic potential (_repeating_pattern)
@@ -2668,6 +2667,18 @@ def _looks_repeated(st: PipelineState, s: int, peak: int, lag: int) -> bool:
     return 2 * same >= SPLIT_OF_COUNTED * counted
 
 
+def _near_clipping(st: PipelineState, p: dict) -> bool:
+    """Does candidate ``p`` touch a clipped run of its channel, or lie within its tail?
+
+    A clipped run bends the signal where it meets and leaves the rail: the
+    filter's response there is the artefact's tail, as after a common-mode one
+    (a simulated swing into the rail left a 60-µV "potential" as it came out,
+    0.08 s before the swing ended).
+    """
+    a, b = p["start"] - st.art_n[1], p["stop"] + st.art_n[0]
+    return any(e > a and x < b and why == "clipped" for x, e, why in st.excl[p["best_ch"]])
+
+
 def _decide(st: PipelineState, final: bool) -> None:
     if not st.pending:
         return
@@ -2699,7 +2710,6 @@ def _decide(st: PipelineState, final: bool) -> None:
         before, after = max(st.art_n[1], st.qrs_n[0]), max(st.art_n[0], st.qrs_n[1])
         waiting = _window_any(ix.t_sorted, ~ready[ix.by_time], pk_p - before, pk_p + after)
     waiting = waiting.tolist()
-    clipped = [[(a, b) for a, b, why in spans if why == "clipped"] for spans in st.excl]
     keep = []
     blocked_sites: set = set()
     for i, p in enumerate(st.pending):
@@ -2726,14 +2736,8 @@ def _decide(st: PipelineState, final: bool) -> None:
                 reason = "ecg"
         if reason is None and (p.get("cm", False) or cm_near[i]):
             reason = "common-mode"
-        if reason is None:
-            # A clipped run bends the signal where it meets and leaves the rail: the
-            # filter's response there is the artefact's tail, as after a common-mode
-            # one (a simulated swing into the rail left a 60-µV "potential" as it
-            # came out, 0.08 s before the swing ended).
-            a, b = p["start"] - st.art_n[1], p["stop"] + st.art_n[0]
-            if any(e > a and x < b for x, e in clipped[p["best_ch"]]):
-                reason = "clipped"
+        if reason is None and _near_clipping(st, p):
+            reason = "clipped"
         if reason is None and p["noise"] and p["score"] < _busy_level(st, s, p["peak"]):
             continue  # a noise crossing, not a potential (wavelets.py): not an event
         p["kind"] = "fasciculation" if reason is None else "artifact"
