@@ -263,6 +263,7 @@ class PipelineState:
     waveforms: list = field(default_factory=list)  # per site WaveStore (for shape clustering)
     emitted: list = field(default_factory=list)  # per site, peaks of the last fasciculations
     splits: list = field(default_factory=list)  # per site, (peak, lag) of recent doublet splits
+    cm_peaks: list = field(default_factory=list)  # per site, sorted peaks flagged common-mode
     flushed: bool = False
 
 
@@ -352,6 +353,7 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
     st.waveforms = [WaveStore(2 * st.half_n, MAX_WAVEFORMS_PER_SITE) for _ in range(n_sites)]
     st.emitted = [[] for _ in range(n_sites)]
     st.splits = [[] for _ in range(n_sites)]
+    st.cm_peaks = [[] for _ in range(n_sites)]
     st.clear_peaks = [[] for _ in range(n_sites)]
     st.busy_window_n = int(round(BUSY_WINDOW_S * st.fs))
     st.change_blocks = max(st.floor_blocks, int(round(CHANGE_MIN_S / BLOCK_S)))
@@ -2103,8 +2105,8 @@ def provisional(st: PipelineState) -> list[dict]:
             continue  # ringing of a larger potential
         if st.cfg.ecg_reject and st.ecg_site[s] and beat_near[i] and not _outsizes_beat(p):
             continue  # a heart beat seen on another trunk channel
-        if wide[i]:
-            continue  # the same instant on many sites: common-mode artefact
+        if wide[i] or _in_movement(st, s, p["peak"]):
+            continue  # the same instant on many sites: common-mode artefact (or a movement)
         if _near_clipping(st, p):
             continue  # the tail of a clipped run
         parts = p.get("doublet")
@@ -2667,6 +2669,55 @@ def _looks_repeated(st: PipelineState, s: int, peak: int, lag: int) -> bool:
     return 2 * same >= SPLIT_OF_COUNTED * counted
 
 
+MOVEMENT_MIN_ARTEFACTS = 3  # common-mode artefacts of a site in continual succession: a movement
+
+
+def _movement_reach(st: PipelineState) -> int:
+    """How far after a candidate the common-mode flags must be known for ``_in_movement``."""
+    return (st.margin_bins + 2 * _brief_bins(st)) * st.bin_n
+
+
+def _in_movement(st: PipelineState, s: int, peak: int) -> bool:
+    """Does ``peak`` lie in a movement at site ``s``, seen as a run of common-mode artefacts?
+
+    A movement of the body makes several muscles fire for a few hundred ms.
+    Their motor units fire independently, so only some of a site's discharges
+    coincide with discharges elsewhere and are taken for common-mode
+    artefacts; the others, before, between and after those, look like
+    fasciculations.  When a site's common-mode artefacts follow one another
+    as continual firing (``MOVEMENT_MIN_ARTEFACTS`` or more, each less than
+    ``isolated_ms`` after the last, by the 250-ms rule), the span they cover
+    is treated like sustained activity, with its margins
+    (``SUSTAINED_MARGIN_S`` before, ``SUSTAINED_AFTER_S`` after).  The run must
+    last longer than one artefact's tail (``ARTEFACT_MS``): a motion transient
+    and its ringing are flagged several times within ~50 ms at each site
+    (simulated, 3-4 flags spanning 50-56 ms) and are no movement.  Needs the
+    site's flags up to ``_movement_reach`` after ``peak``.
+    """
+    pks = st.cm_peaks[s]
+    if len(pks) < MOVEMENT_MIN_ARTEFACTS:
+        return False
+    link = _brief_bins(st) * st.bin_n
+    before, after = st.margin_bins * st.bin_n, st.after_bins * st.bin_n
+    # A run that covers peak has its first (or last) MOVEMENT_MIN_ARTEFACTS members
+    # within two links of the margins around it.
+    lo = bisect.bisect_left(pks, peak - after - 2 * link)
+    hi = bisect.bisect_right(pks, peak + before + 2 * link)
+    w = pks[lo:hi]
+    first = 0
+    for k in range(1, len(w) + 1):
+        if k == len(w) or w[k] - w[k - 1] > link:
+            long = w[k - 1] - w[first] > st.art_n[1]  # more than one artefact and its tail
+            if (
+                k - first >= MOVEMENT_MIN_ARTEFACTS
+                and long
+                and w[first] - before <= peak < w[k - 1] + after
+            ):
+                return True
+            first = k
+    return False
+
+
 def _near_clipping(st: PipelineState, p: dict) -> bool:
     """Does candidate ``p`` touch a clipped run of its channel, or lie within its tail?
 
@@ -2697,9 +2748,14 @@ def _decide(st: PipelineState, final: bool) -> None:
         for i, w in zip(todo, wide, strict=True):
             if w is not None or rp[i][2]["uniform"]:
                 rp[i][2]["cm"] = bool(w or rp[i][2]["uniform"])
+                if w:  # seen at other sites (not a grid's far field): _in_movement
+                    bisect.insort(st.cm_peaks[rp[i][1]], int(rp[i][0]))
     # A decision reads the flags of its neighbours (tail of an artefact, heart beat):
     # it waits for any of them still undecided.
     ready = np.fromiter(("cm" in r for _, _, r in rp), bool, len(rp))
+    # ... and for the site's flags far enough ahead to see a movement (_in_movement).
+    unflagged = [pk for (pk, _s, r), ok in zip(rp, ready.tolist(), strict=True) if not ok]
+    move_horizon = min(cm_known, min(unflagged, default=cm_known)) - _movement_reach(st)
     # Neighbourhood tests of every pending candidate at once (they only read rp).
     n_p = len(st.pending)
     pk_p = np.fromiter((p["peak"] for p in st.pending), np.int64, n_p)
@@ -2720,7 +2776,8 @@ def _decide(st: PipelineState, final: bool) -> None:
         cov = _covered_by_sustained(st, s, p["peak"])
         if cov is None and final:
             cov = False
-        if cov is None or (not final and (p["peak"] > horizon or waiting[i])):
+        late = p["peak"] > horizon or p["peak"] > move_horizon or waiting[i]
+        if cov is None or (not final and late):
             keep.append(p)
             blocked_sites.add(s)  # keep time order per site
             continue
@@ -2734,7 +2791,7 @@ def _decide(st: PipelineState, final: bool) -> None:
         if cfg.ecg_reject and st.ecg_site[s]:
             if p["ecg"] or (beat_near[i] and not _outsizes_beat(p)):
                 reason = "ecg"
-        if reason is None and (p.get("cm", False) or cm_near[i]):
+        if reason is None and (p.get("cm", False) or cm_near[i] or _in_movement(st, s, p["peak"])):
             reason = "common-mode"
         if reason is None and _near_clipping(st, p):
             reason = "clipped"
@@ -2773,6 +2830,10 @@ def _decide(st: PipelineState, final: bool) -> None:
         st.recent_peaks = [rp for rp in st.recent_peaks if rp[0] >= oldest]
     if st.witnesses:
         st.witnesses = [w for w in st.witnesses if w[0] >= oldest]
+    oldest_move = first - (st.after_bins + 2 * _brief_bins(st)) * st.bin_n
+    for pks in st.cm_peaks:
+        if pks and pks[0] < oldest_move:
+            del pks[: bisect.bisect_left(pks, oldest_move)]
     oldest_ring = first - len(st.ring_env)  # a source can ring on this far
     if st.ring_sources and st.ring_sources[0][0] < oldest_ring:
         st.ring_sources = [r for r in st.ring_sources if r[0] >= oldest_ring]
