@@ -401,7 +401,9 @@ def bin_sumsq(
 
 
 # ---------------------------------------------------------------- candidate segments
-def _site_segments(y, thr, blk_of, excluded, site_of_ch, n_sites, bridge_n):  # pragma: no cover
+def _site_segments(
+    y, thr, low, blk_of, excluded, site_of_ch, n_sites, bridge_n, span_n, pot_n
+):  # pragma: no cover
     n_ch, n = y.shape
     act = np.zeros((n_sites, n), np.uint8)
     for c in range(n_ch):
@@ -419,12 +421,31 @@ def _site_segments(y, thr, blk_of, excluded, site_of_ch, n_sites, bridge_n):  # 
         last = -1
         for i in range(n):
             if act[s, i]:
-                if start >= 0 and i - last - 1 >= bridge_n:
-                    rows[k] = s
-                    s0[k] = start
-                    s1[k] = last + 1
-                    k += 1
-                    start = -1
+                gap = i - last - 1
+                if start >= 0 and gap >= bridge_n:
+                    split = gap >= span_n or i - start >= pot_n
+                    if not split:
+                        # Hysteresis: count the gap's quiet samples (every channel of
+                        # the site within its low level); only short gaps get here.
+                        quiet = 0
+                        for t in range(last + 1, i):
+                            loud = False
+                            for c in range(n_ch):
+                                if site_of_ch[c] == s and not excluded[c, t]:
+                                    if abs(y[c, t]) > low[c, blk_of[t]]:
+                                        loud = True
+                                        break
+                            if not loud:
+                                quiet += 1
+                                if quiet >= bridge_n:
+                                    break
+                        split = quiet >= bridge_n
+                    if split:
+                        rows[k] = s
+                        s0[k] = start
+                        s1[k] = last + 1
+                        k += 1
+                        start = -1
                 if start < 0:
                     start = i
                 last = i
@@ -439,14 +460,39 @@ def _site_segments(y, thr, blk_of, excluded, site_of_ch, n_sites, bridge_n):  # 
 _site_segments_jit = _jit(_site_segments)
 
 
-def _site_segments_numpy(y, thr, blk_of, excluded, site_of_ch, n_sites, bridge_n):
+def _site_segments_numpy(
+    y, thr, low, blk_of, excluded, site_of_ch, n_sites, bridge_n, span_n, pot_n
+):
     n = y.shape[1]
-    hit = (np.abs(y) > thr[:, blk_of]) & ~excluded
+    ay = np.abs(y)
+    hit = (ay > thr[:, blk_of]) & ~excluded
     ch, t = np.nonzero(hit)
     key = np.unique(site_of_ch[ch] * (n + 1) + t)
     site_p, t_p = key // (n + 1), key % (n + 1)
+    # Quiet samples (every channel of the site at or below its low level), cumulated.
+    loud = np.zeros((n_sites, n), bool)
+    np.logical_or.at(loud, site_of_ch, (ay > low[:, blk_of]) & ~excluded)
+    cq = np.zeros((n_sites, n + 1), np.int64)
+    np.cumsum(~loud, axis=1, out=cq[:, 1:])
+    gap = np.zeros(len(t_p), np.int64)
+    gap[1:] = t_p[1:] - t_p[:-1] - 1
+    quiet = np.zeros(len(t_p), np.int64)
+    quiet[1:] = cq[site_p[1:], t_p[1:]] - cq[site_p[1:], t_p[:-1] + 1]
     new = np.ones(len(t_p), bool)
-    new[1:] = (site_p[1:] != site_p[:-1]) | (t_p[1:] - t_p[:-1] - 1 >= bridge_n)
+    new[1:] = (site_p[1:] != site_p[:-1]) | (
+        (gap[1:] >= bridge_n) & ((quiet[1:] >= bridge_n) | (gap[1:] >= span_n))
+    )
+    # Gaps bridged by the hysteresis alone end the segment once it spans pot_n: a
+    # walk from each segment's start, over the (few) segments that hold such gaps.
+    hyst = ~new & (gap >= bridge_n)
+    seg_id = np.cumsum(new) - 1
+    for g in np.unique(seg_id[hyst]).tolist():
+        members = np.flatnonzero(seg_id == g)
+        start = t_p[members[0]]
+        for j in members[1:].tolist():
+            if hyst[j] and t_p[j] - start >= pot_n:
+                new[j] = True
+                start = t_p[j]
     first = np.flatnonzero(new)
     last = np.r_[first[1:] - 1, len(t_p) - 1] if len(first) else first
     return site_p[first], t_p[first], t_p[last] + 1
@@ -455,35 +501,45 @@ def _site_segments_numpy(y, thr, blk_of, excluded, site_of_ch, n_sites, bridge_n
 def site_segments(
     y: NDArray[np.float32],
     thr: NDArray[np.float32],
+    low: NDArray[np.float32],
     blk_of: NDArray[np.int64],
     excluded: NDArray[np.bool_],
     site_of_ch: NDArray[np.int64],
     n_sites: int,
     bridge_n: int,
+    span_n: int,
+    pot_n: int,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """Supra-threshold segments per site: ``(site, start, stop)``, sorted by site then time.
 
     A sample counts for its site when ``|y| > thr[channel, blk_of[sample]]`` on any of
-    the site's channels that is not ``excluded`` there; such samples less than
-    ``bridge_n`` samples apart belong to one segment.  Sample indices are relative
-    to the start of ``y``; ``stop`` is exclusive.
+    the site's channels that is not ``excluded`` there.  Two such samples belong
+    to one segment when less than ``bridge_n`` samples lie between them, or,
+    with hysteresis, when less than ``span_n`` do, fewer than ``bridge_n`` of
+    those are quiet (``|y| <= low`` on every channel of the site) and the
+    segment so far spans less than ``pot_n``.  Sample indices are relative to
+    the start of ``y``; ``stop`` is exclusive.
 
     Examples
     --------
     >>> import numpy as np
-    >>> y = np.array([[0, 9, 0, 9, 0, 0, 0, 9]], np.float32)
-    >>> site_segments(y, np.full((1, 1), 5, np.float32), np.zeros(8, np.int64),
-    ...               np.zeros((1, 8), bool), np.zeros(1, np.int64), 1, 2)
-    (array([0, 0]), array([1, 7]), array([4, 8]))
+    >>> y = np.array([[0, 9, 0, 9, 0, 0, 0, 9, 3, 3, 3, 9]], np.float32)
+    >>> thr, low = np.full((1, 1), 5, np.float32), np.full((1, 1), 2, np.float32)
+    >>> site_segments(y, thr, low, np.zeros(12, np.int64), np.zeros((1, 12), bool),
+    ...               np.zeros(1, np.int64), 1, 2, 6, 20)
+    (array([0, 0]), array([1, 7]), array([ 4, 12]))
     """
     args = (
         y,
         np.ascontiguousarray(thr, np.float32),
+        np.ascontiguousarray(low, np.float32),
         np.ascontiguousarray(blk_of, np.int64),
         np.ascontiguousarray(excluded, np.bool_),
         np.ascontiguousarray(site_of_ch, np.int64),
         int(n_sites),
         int(bridge_n),
+        int(span_n),
+        int(pot_n),
     )
     if _site_segments_jit is None:
         return _site_segments_numpy(*args)

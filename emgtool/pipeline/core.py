@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import special
 
 from emgtool.config import DetectorConfig
 from emgtool.pipeline import _kernels, dsp
@@ -77,6 +78,10 @@ __all__ = ["PipelineState", "init_state", "step", "flush", "site_groups"]
 PROBE_S = 5.0  # buffered at the start to find mains and the cardiac rhythm
 BLOCK_S = 1.0  # noise-floor block
 BIN_S = 0.01  # activity bin
+# A segment's phases are one potential unless the gap between them is quiet: no
+# channel of the site beyond what noise exceeds on the site this rarely per sample
+# (3 SDs on one channel; more on several, which exceed it more often together).
+QUIET_P = 0.0027
 NOISE_PCT = 25.0  # percentile of recent block SDs used as the noise floor
 NOISE_STEP = 4  # a block's robust SD is taken from every 4th sample
 ACTIVE_BLOCK_FRACTION = 0.2  # blocks more active than this keep the previous noise estimate
@@ -180,6 +185,8 @@ class PipelineState:
     wav_bank: NDArray | None = None  # matched-filter bank of the noise test (wavelets.py)
     wav_gain: NDArray | None = None  # (n_ch, n_filters) each filter's noise SD over the channel's
     wav_level: float = 0.0  # a candidate's matched output must reach this (filter noise SDs)
+    quiet_sd: NDArray | None = None  # per channel: above this many SDs a sample is not quiet
+    hysteresis: NDArray | None = None  # per channel: segments bridge loud gaps (not grids)
     clear_peaks: list = field(default_factory=list)  # per site: counted potentials above it
     busy_window_n: int = 0  # samples over which a site's rate of clear potentials is counted
     floor_bias: float = 1.0  # expected noise floor / noise SD (dsp.floor_bias)
@@ -264,6 +271,7 @@ class PipelineState:
     emitted: list = field(default_factory=list)  # per site, peaks of the last fasciculations
     splits: list = field(default_factory=list)  # per site, (peak, lag) of recent doublet splits
     cm_peaks: list = field(default_factory=list)  # per site, sorted peaks flagged common-mode
+    site_peaks: list = field(default_factory=list)  # per site, sorted peaks of recent candidates
     flushed: bool = False
 
 
@@ -348,12 +356,19 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
     st.fe_nan_open = np.full(n_ch, -1, np.int64)
     st.nan_tail = np.zeros(n_ch, bool)
     st.seg_done_until = np.zeros(n_sites, np.int64)
+    n_site_chs = np.bincount(site_of_ch, minlength=n_sites)[site_of_ch]
+    st.quiet_sd = special.ndtri(1.0 - QUIET_P / (2.0 * n_site_chs)).astype(np.float32)
+    # Not on grids: a gap loud on some electrodes may be another unit's potential on
+    # others (a unit 9.5 ms after another, in the far corner, was merged into it);
+    # the grid tests tell a potential's phases apart (_one_potential).
+    st.hysteresis = ~st.grid_site[site_of_ch]
     st.trackers = [CardiacTracker() for _ in range(n_sites)]
     st.events = EventStore(site_chs=st.site_chs)
     st.waveforms = [WaveStore(2 * st.half_n, MAX_WAVEFORMS_PER_SITE) for _ in range(n_sites)]
     st.emitted = [[] for _ in range(n_sites)]
     st.splits = [[] for _ in range(n_sites)]
     st.cm_peaks = [[] for _ in range(n_sites)]
+    st.site_peaks = [[] for _ in range(n_sites)]
     st.clear_peaks = [[] for _ in range(n_sites)]
     st.busy_window_n = int(round(BUSY_WINDOW_S * st.fs))
     st.change_blocks = max(st.floor_blocks, int(round(CHANGE_MIN_S / BLOCK_S)))
@@ -1003,16 +1018,30 @@ def _segment(st: PipelineState, final: bool) -> None:
     # Thresholds per channel and 1-s noise block (constant within a block).
     blk0, blk1 = a // st.block_n, (b - 1) // st.block_n
     thr = np.empty((len(st.channels), blk1 - blk0 + 1), np.float32)
+    low = np.empty_like(thr)
     for i, blk in enumerate(range(blk0, blk1 + 1)):
         sd = _sd_for_block(st, blk)
         flat = (st.block_sd[blk] if blk < len(st.block_sd) else sd) < cfg.flat_uv
         thr[:, i] = np.where(flat, np.inf, _threshold(cfg, sd))
+        # Quiet below the low level; without hysteresis (grids) below the threshold.
+        low[:, i] = np.where(
+            st.hysteresis & ~flat, np.minimum(thr[:, i], st.quiet_sd * sd), thr[:, i]
+        )
     blk_of = np.arange(a, b) // st.block_n - blk0
     ys = st.buf[:, a - st.buf_start : b - st.buf_start]
     # Segments per site: supra-threshold samples of any of its channels (not excluded
     # there), a new segment where the gap reaches the bridge.
     rows, s0, s1 = _kernels.site_segments(
-        ys, thr, blk_of, _excluded_mask(st, a, b), st.site_of_ch, len(st.site_keys), st.bridge_n
+        ys,
+        thr,
+        low,
+        blk_of,
+        _excluded_mask(st, a, b),
+        st.site_of_ch,
+        len(st.site_keys),
+        st.bridge_n,
+        st.half_pot_n,
+        2 * st.half_pot_n,
     )
     site_ids = np.arange(len(st.site_keys))
     guard = max(st.bridge_n, st.half_n)
@@ -1412,6 +1441,8 @@ def _measure(st, site_idx, s0, s1) -> None:
     )
     site_l = site_idx.tolist()
     light_l, row_l = light.tolist(), row.tolist()
+    for j in keep.tolist():  # every recorded candidate: a site's discharges (_in_movement)
+        bisect.insort(st.site_peaks[site_l[j]], peak_l[j])
     sd_l = sd.tolist()
     new = []
     for j in keep.tolist():
@@ -2674,7 +2705,7 @@ MOVEMENT_MIN_ARTEFACTS = 3  # common-mode artefacts of a site in continual succe
 
 def _movement_reach(st: PipelineState) -> int:
     """How far after a candidate the common-mode flags must be known for ``_in_movement``."""
-    return (st.margin_bins + 2 * _brief_bins(st)) * st.bin_n
+    return (st.margin_bins + 2 * _brief_bins(st)) * st.bin_n + st.art_n[0]
 
 
 def _in_movement(st: PipelineState, s: int, peak: int) -> bool:
@@ -2684,30 +2715,41 @@ def _in_movement(st: PipelineState, s: int, peak: int) -> bool:
     Their motor units fire independently, so only some of a site's discharges
     coincide with discharges elsewhere and are taken for common-mode
     artefacts; the others, before, between and after those, look like
-    fasciculations.  When a site's common-mode artefacts follow one another
-    as continual firing (``MOVEMENT_MIN_ARTEFACTS`` or more, each less than
-    ``isolated_ms`` after the last, by the 250-ms rule), the span they cover
-    is treated like sustained activity, with its margins
-    (``SUSTAINED_MARGIN_S`` before, ``SUSTAINED_AFTER_S`` after).  The run must
-    last longer than one artefact's tail (``ARTEFACT_MS``): a motion transient
-    and its ringing are flagged several times within ~50 ms at each site
-    (simulated, 3-4 flags spanning 50-56 ms) and are no movement.  Needs the
-    site's flags up to ``_movement_reach`` after ``peak``.
+    fasciculations.  A site's artefacts are its candidates flagged
+    common-mode and those within such a flag's window (``ARTEFACT_MS``, its
+    tail).  When they follow one another as continual firing
+    (``MOVEMENT_MIN_ARTEFACTS`` or more, each less than ``isolated_ms`` after
+    the last, by the 250-ms rule), the span they cover is treated like
+    sustained activity, with its margins (``SUSTAINED_MARGIN_S`` before,
+    ``SUSTAINED_AFTER_S`` after).  The run must last longer than one
+    artefact's window: a motion transient and its ringing are flagged
+    several times within ~50 ms at each site (simulated, 3-4 flags spanning
+    50-56 ms) and are no movement.  Needs the site's flags up to
+    ``_movement_reach`` after ``peak``.
     """
-    pks = st.cm_peaks[s]
-    if len(pks) < MOVEMENT_MIN_ARTEFACTS:
+    flags = st.cm_peaks[s]
+    if not flags:
         return False
     link = _brief_bins(st) * st.bin_n
     before, after = st.margin_bins * st.bin_n, st.after_bins * st.bin_n
+    pre, post = st.art_n
     # A run that covers peak has its first (or last) MOVEMENT_MIN_ARTEFACTS members
     # within two links of the margins around it.
-    lo = bisect.bisect_left(pks, peak - after - 2 * link)
-    hi = bisect.bisect_right(pks, peak + before + 2 * link)
-    w = pks[lo:hi]
+    lo_t, hi_t = peak - after - 2 * link, peak + before + 2 * link
+    f = flags[bisect.bisect_left(flags, lo_t - pre) : bisect.bisect_right(flags, hi_t + post)]
+    if not f:
+        return False
+    pks = st.site_peaks[s]
+    cand = np.array(pks[bisect.bisect_left(pks, lo_t) : bisect.bisect_right(pks, hi_t)], np.int64)
+    fa = np.array(f, np.int64)
+    # Candidates in a flag's window: from ``pre`` before it to ``post`` after it.
+    k = np.searchsorted(fa, cand - pre, side="left")
+    tail = (k < len(fa)) & (fa[np.minimum(k, len(fa) - 1)] <= cand + post)
+    w = np.union1d(cand[tail], fa[(fa >= lo_t) & (fa <= hi_t)]).tolist()
     first = 0
     for k in range(1, len(w) + 1):
         if k == len(w) or w[k] - w[k - 1] > link:
-            long = w[k - 1] - w[first] > st.art_n[1]  # more than one artefact and its tail
+            long = w[k - 1] - w[first] > pre + post  # more than one artefact's window
             if (
                 k - first >= MOVEMENT_MIN_ARTEFACTS
                 and long
@@ -2830,8 +2872,8 @@ def _decide(st: PipelineState, final: bool) -> None:
         st.recent_peaks = [rp for rp in st.recent_peaks if rp[0] >= oldest]
     if st.witnesses:
         st.witnesses = [w for w in st.witnesses if w[0] >= oldest]
-    oldest_move = first - (st.after_bins + 2 * _brief_bins(st)) * st.bin_n
-    for pks in st.cm_peaks:
+    oldest_move = first - (st.after_bins + 2 * _brief_bins(st)) * st.bin_n - st.art_n[0]
+    for pks in st.cm_peaks + st.site_peaks:
         if pks and pks[0] < oldest_move:
             del pks[: bisect.bisect_left(pks, oldest_move)]
     oldest_ring = first - len(st.ring_env)  # a source can ring on this far
