@@ -423,7 +423,7 @@ def _site_segments(
             if act[s, i]:
                 gap = i - last - 1
                 if start >= 0 and gap >= bridge_n:
-                    split = gap >= span_n or i - start >= pot_n
+                    split = gap >= span_n[s] or i - start >= pot_n
                     if not split:
                         # Hysteresis: count the gap's quiet samples (every channel of
                         # the site within its low level); only short gaps get here.
@@ -480,7 +480,7 @@ def _site_segments_numpy(
     quiet[1:] = cq[site_p[1:], t_p[1:]] - cq[site_p[1:], t_p[:-1] + 1]
     new = np.ones(len(t_p), bool)
     new[1:] = (site_p[1:] != site_p[:-1]) | (
-        (gap[1:] >= bridge_n) & ((quiet[1:] >= bridge_n) | (gap[1:] >= span_n))
+        (gap[1:] >= bridge_n) & ((quiet[1:] >= bridge_n) | (gap[1:] >= span_n[site_p[1:]]))
     )
     # Gaps bridged by the hysteresis alone end the segment once it spans pot_n: a
     # walk from each segment's start, over the (few) segments that hold such gaps.
@@ -507,7 +507,7 @@ def site_segments(
     site_of_ch: NDArray[np.int64],
     n_sites: int,
     bridge_n: int,
-    span_n: int,
+    span_n: NDArray[np.int64],
     pot_n: int,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """Supra-threshold segments per site: ``(site, start, stop)``, sorted by site then time.
@@ -515,10 +515,10 @@ def site_segments(
     A sample counts for its site when ``|y| > thr[channel, blk_of[sample]]`` on any of
     the site's channels that is not ``excluded`` there.  Two such samples belong
     to one segment when less than ``bridge_n`` samples lie between them, or,
-    with hysteresis, when less than ``span_n`` do, fewer than ``bridge_n`` of
-    those are quiet (``|y| <= low`` on every channel of the site) and the
-    segment so far spans less than ``pot_n``.  Sample indices are relative to
-    the start of ``y``; ``stop`` is exclusive.
+    with hysteresis, when less than ``span_n[site]`` do (0: no hysteresis),
+    fewer than ``bridge_n`` of those are quiet (``|y| <= low`` on every channel
+    of the site) and the segment so far spans less than ``pot_n``.  Sample
+    indices are relative to the start of ``y``; ``stop`` is exclusive.
 
     Examples
     --------
@@ -526,7 +526,7 @@ def site_segments(
     >>> y = np.array([[0, 9, 0, 9, 0, 0, 0, 9, 3, 3, 3, 9]], np.float32)
     >>> thr, low = np.full((1, 1), 5, np.float32), np.full((1, 1), 2, np.float32)
     >>> site_segments(y, thr, low, np.zeros(12, np.int64), np.zeros((1, 12), bool),
-    ...               np.zeros(1, np.int64), 1, 2, 6, 20)
+    ...               np.zeros(1, np.int64), 1, 2, np.array([6]), 20)
     (array([0, 0]), array([1, 7]), array([ 4, 12]))
     """
     args = (
@@ -538,7 +538,7 @@ def site_segments(
         np.ascontiguousarray(site_of_ch, np.int64),
         int(n_sites),
         int(bridge_n),
-        int(span_n),
+        np.ascontiguousarray(span_n, np.int64),
         int(pot_n),
     )
     if _site_segments_jit is None:

@@ -186,7 +186,7 @@ class PipelineState:
     wav_gain: NDArray | None = None  # (n_ch, n_filters) each filter's noise SD over the channel's
     wav_level: float = 0.0  # a candidate's matched output must reach this (filter noise SDs)
     quiet_sd: NDArray | None = None  # per channel: above this many SDs a sample is not quiet
-    hysteresis: NDArray | None = None  # per channel: segments bridge loud gaps (not grids)
+    loud_gap_n: NDArray | None = None  # per site: loud gaps this short join segments
     clear_peaks: list = field(default_factory=list)  # per site: counted potentials above it
     busy_window_n: int = 0  # samples over which a site's rate of clear potentials is counted
     floor_bias: float = 1.0  # expected noise floor / noise SD (dsp.floor_bias)
@@ -358,10 +358,11 @@ def init_state(fs: float, channels, config: DetectorConfig | None = None) -> Pip
     st.seg_done_until = np.zeros(n_sites, np.int64)
     n_site_chs = np.bincount(site_of_ch, minlength=n_sites)[site_of_ch]
     st.quiet_sd = special.ndtri(1.0 - QUIET_P / (2.0 * n_site_chs)).astype(np.float32)
-    # Not on grids: a gap loud on some electrodes may be another unit's potential on
-    # others (a unit 9.5 ms after another, in the far corner, was merged into it);
-    # the grid tests tell a potential's phases apart (_one_potential).
-    st.hysteresis = ~st.grid_site[site_of_ch]
+    # Gaps up to half a potential are bridged when loud, but not on grids: a gap loud
+    # on some electrodes may be another unit's potential on others (a unit 9.5 ms
+    # after another, in the far corner, was merged into it); the grid tests tell a
+    # potential's phases apart (_one_potential).
+    st.loud_gap_n = np.where(st.grid_site, 0, st.half_pot_n).astype(np.int64)
     st.trackers = [CardiacTracker() for _ in range(n_sites)]
     st.events = EventStore(site_chs=st.site_chs)
     st.waveforms = [WaveStore(2 * st.half_n, MAX_WAVEFORMS_PER_SITE) for _ in range(n_sites)]
@@ -1023,10 +1024,7 @@ def _segment(st: PipelineState, final: bool) -> None:
         sd = _sd_for_block(st, blk)
         flat = (st.block_sd[blk] if blk < len(st.block_sd) else sd) < cfg.flat_uv
         thr[:, i] = np.where(flat, np.inf, _threshold(cfg, sd))
-        # Quiet below the low level; without hysteresis (grids) below the threshold.
-        low[:, i] = np.where(
-            st.hysteresis & ~flat, np.minimum(thr[:, i], st.quiet_sd * sd), thr[:, i]
-        )
+        low[:, i] = np.where(flat, np.inf, np.minimum(thr[:, i], st.quiet_sd * sd))
     blk_of = np.arange(a, b) // st.block_n - blk0
     ys = st.buf[:, a - st.buf_start : b - st.buf_start]
     # Segments per site: supra-threshold samples of any of its channels (not excluded
@@ -1040,7 +1038,7 @@ def _segment(st: PipelineState, final: bool) -> None:
         st.site_of_ch,
         len(st.site_keys),
         st.bridge_n,
-        st.half_pot_n,
+        st.loud_gap_n,
         2 * st.half_pot_n,
     )
     site_ids = np.arange(len(st.site_keys))

@@ -131,7 +131,7 @@ def test_compiled_site_segments_equal_the_numpy_fallback():
         excluded = rng.random((n_ch, n)) < 0.05
         low = (thr * rng.uniform(0.4, 1.0, (n_ch, n_blk))).astype(np.float32)
         bridge_n = int(rng.integers(0, 6))
-        span_n, pot_n = int(rng.integers(1, 12)), int(rng.integers(1, 40))
+        span_n, pot_n = rng.integers(0, 12, n_sites), int(rng.integers(1, 40))
         args = (y, thr, low, blk_of, excluded, site_of_ch, n_sites, bridge_n, span_n, pot_n)
         for g, w in zip(K._site_segments_jit(*args), K._site_segments_numpy(*args), strict=True):
             assert np.array_equal(g, w)

@@ -52,7 +52,7 @@ def _segments(y, bridge=8, span=20, pot=40):
     y = np.asarray(y, np.float32)[None, :]
     args = (y, np.full((1, 1), 20, np.float32), np.full((1, 1), 7.5, np.float32))
     rest = (np.zeros(y.shape[1], np.int64), np.zeros(y.shape, bool), np.zeros(1, np.int64), 1)
-    return site_segments(*args, *rest, bridge, span, pot)
+    return site_segments(*args, *rest, bridge, np.array([span]), pot)
 
 
 def test_segments_bridge_loud_gaps_only():
