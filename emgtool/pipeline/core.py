@@ -17,7 +17,8 @@ Stages per chunk (all vectorised over channels and samples):
    the threshold of block *b* uses the 25th percentile of the previous ten
    blocks' SDs, so it follows slow changes but not bursts of activity.
 5. *Candidates*: samples above ``max(k·σ, floor)`` on any channel of a site,
-   bridged over the refractory period → one segment per potential per site.
+   bridged over the refractory period, or over a short gap that is not quiet
+   (a potential's phases) → one segment per potential per site.
 6. *Features* on the channel where the potential is largest.
 7. *Activity*: 10-ms RMS bins above 2σ (not the ringing of a larger bin);
    runs of them merged over gaps < ``sustained_merge_s``; runs spanning
@@ -1028,7 +1029,8 @@ def _segment(st: PipelineState, final: bool) -> None:
     blk_of = np.arange(a, b) // st.block_n - blk0
     ys = st.buf[:, a - st.buf_start : b - st.buf_start]
     # Segments per site: supra-threshold samples of any of its channels (not excluded
-    # there), a new segment where the gap reaches the bridge.
+    # there), a new segment where the gap reaches the bridge, unless it is short and
+    # loud (beyond ``low`` on some channel: a potential's phases, _kernels.site_segments).
     rows, s0, s1 = _kernels.site_segments(
         ys,
         thr,
