@@ -1441,11 +1441,12 @@ def _measure(st, site_idx, s0, s1) -> None:
     )
     site_l = site_idx.tolist()
     light_l, row_l = light.tolist(), row.tolist()
-    for j in keep.tolist():  # every recorded candidate: a site's discharges (_in_movement)
-        bisect.insort(st.site_peaks[site_l[j]], peak_l[j])
     sd_l = sd.tolist()
+    many_sites = len(st.site_keys) > 1  # only then can a movement be seen (_in_movement)
     new = []
     for j in keep.tolist():
+        if many_sites:  # every recorded candidate is one of its site's discharges
+            bisect.insort(st.site_peaks[site_l[j]], peak_l[j])
         if light_l[j]:  # a neighbour only (see above): never pending, never an event
             rec = {
                 "amplitude_uv": amp_l[j],
@@ -2704,7 +2705,10 @@ MOVEMENT_MIN_ARTEFACTS = 3  # common-mode artefacts of a site in continual succe
 
 
 def _movement_reach(st: PipelineState) -> int:
-    """How far after a candidate the common-mode flags must be known for ``_in_movement``."""
+    """How far after a candidate the common-mode flags must be known for ``_in_movement``
+    (0 with one site: no candidate is flagged across sites there)."""
+    if len(st.site_keys) < 2:
+        return 0
     return (st.margin_bins + 2 * _brief_bins(st)) * st.bin_n + st.art_n[0]
 
 
@@ -2796,8 +2800,8 @@ def _decide(st: PipelineState, final: bool) -> None:
     # it waits for any of them still undecided.
     ready = np.fromiter(("cm" in r for _, _, r in rp), bool, len(rp))
     # ... and for the site's flags far enough ahead to see a movement (_in_movement).
-    unflagged = [pk for (pk, _s, r), ok in zip(rp, ready.tolist(), strict=True) if not ok]
-    move_horizon = min(cm_known, min(unflagged, default=cm_known)) - _movement_reach(st)
+    flagged_to = int(ix.peaks[~ready].min()) if not ready.all() else cm_known
+    move_horizon = min(cm_known, flagged_to) - _movement_reach(st)
     # Neighbourhood tests of every pending candidate at once (they only read rp).
     n_p = len(st.pending)
     pk_p = np.fromiter((p["peak"] for p in st.pending), np.int64, n_p)
