@@ -32,7 +32,7 @@ __all__ = ["DetectorConfig", "load_config", "ALGORITHM_VERSION"]
 
 #: Bumped whenever detection changes output for the same input and config;
 #: part of the batch cache key, so a new algorithm reprocesses everything.
-ALGORITHM_VERSION = "11"
+ALGORITHM_VERSION = "12"
 
 
 @dataclass(frozen=True)

@@ -2704,12 +2704,24 @@ def _looks_repeated(st: PipelineState, s: int, peak: int, lag: int) -> bool:
 MOVEMENT_MIN_ARTEFACTS = 3  # common-mode artefacts of a site in continual succession: a movement
 
 
+def _movement_window(st: PipelineState) -> tuple[int, int]:
+    """Samples before and after a candidate whose site's candidates ``_in_movement`` reads.
+
+    A run that covers the candidate has its first (or last)
+    ``MOVEMENT_MIN_ARTEFACTS`` members within two links (``isolated_ms``) of
+    the margins around it.  The flags that make those members tails reach
+    ``ARTEFACT_MS`` further: 100 ms before, 30 ms after.
+    """
+    link = 2 * _brief_bins(st) * st.bin_n
+    return st.after_bins * st.bin_n + link, st.margin_bins * st.bin_n + link
+
+
 def _movement_reach(st: PipelineState) -> int:
     """How far after a candidate the common-mode flags must be known for ``_in_movement``
     (0 with one site: no candidate is flagged across sites there)."""
     if len(st.site_keys) < 2:
         return 0
-    return (st.margin_bins + 2 * _brief_bins(st)) * st.bin_n + st.art_n[0]
+    return _movement_window(st)[1] + st.art_n[0]
 
 
 def _in_movement(st: PipelineState, s: int, peak: int) -> bool:
@@ -2737,18 +2749,18 @@ def _in_movement(st: PipelineState, s: int, peak: int) -> bool:
     link = _brief_bins(st) * st.bin_n
     before, after = st.margin_bins * st.bin_n, st.after_bins * st.bin_n
     pre, post = st.art_n
-    # A run that covers peak has its first (or last) MOVEMENT_MIN_ARTEFACTS members
-    # within two links of the margins around it.
-    lo_t, hi_t = peak - after - 2 * link, peak + before + 2 * link
-    f = flags[bisect.bisect_left(flags, lo_t - pre) : bisect.bisect_right(flags, hi_t + post)]
+    back, ahead = _movement_window(st)
+    lo_t, hi_t = peak - back, peak + ahead
+    f = flags[bisect.bisect_left(flags, lo_t - post) : bisect.bisect_right(flags, hi_t + pre)]
     if not f:
         return False
     pks = st.site_peaks[s]
     cand = np.array(pks[bisect.bisect_left(pks, lo_t) : bisect.bisect_right(pks, hi_t)], np.int64)
     fa = np.array(f, np.int64)
-    # Candidates in a flag's window: from ``pre`` before it to ``post`` after it.
-    k = np.searchsorted(fa, cand - pre, side="left")
-    tail = (k < len(fa)) & (fa[np.minimum(k, len(fa) - 1)] <= cand + post)
+    # Candidates in a flag's window, from ``pre`` before it to ``post`` after it:
+    # a flag from ``post`` before the candidate to ``pre`` after it.
+    k = np.searchsorted(fa, cand - post, side="left")
+    tail = (k < len(fa)) & (fa[np.minimum(k, len(fa) - 1)] <= cand + pre)
     w = np.union1d(cand[tail], fa[(fa >= lo_t) & (fa <= hi_t)]).tolist()
     first = 0
     for k in range(1, len(w) + 1):
@@ -2876,7 +2888,7 @@ def _decide(st: PipelineState, final: bool) -> None:
         st.recent_peaks = [rp for rp in st.recent_peaks if rp[0] >= oldest]
     if st.witnesses:
         st.witnesses = [w for w in st.witnesses if w[0] >= oldest]
-    oldest_move = first - (st.after_bins + 2 * _brief_bins(st)) * st.bin_n - st.art_n[0]
+    oldest_move = first - _movement_window(st)[0] - st.art_n[1]
     for pks in st.cm_peaks + st.site_peaks:
         if pks and pks[0] < oldest_move:
             del pks[: bisect.bisect_left(pks, oldest_move)]

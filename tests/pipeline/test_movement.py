@@ -11,7 +11,9 @@ a run of common-mode artefacts at each site (``_in_movement``).
 import numpy as np
 import pandas as pd
 
+from emgtool.pipeline import init_state
 from emgtool.pipeline.analyze import analyze
+from emgtool.pipeline.core import _in_movement
 from emgtool.recording import Recording
 from emgtool.simulate.scenarios import DEFAULT_LABELS
 
@@ -84,3 +86,18 @@ def test_movement_is_chunk_invariant():
     rng = np.random.default_rng(3)
     cuts = np.r_[rng.choice(rec.n_samples, 60, replace=False), np.arange(5 * 2048, 6 * 2048, 37)]
     pd.testing.assert_frame_equal(whole, run_chunked(rec, cuts))
+
+
+def test_a_flags_tail_follows_it():
+    # A site's artefacts are its flagged candidates and those up to 30 ms before or
+    # 100 ms after a flag (the common-mode window). Two flags 300 ms apart are no run
+    # (> 250 ms); a candidate 90 ms after the first links them, one 80 ms before
+    # the second does not.
+    st = init_state(FS, _recording(movement=False).channels)
+    s = 0
+    f1, f2 = int(10.0 * FS), int(10.3 * FS)
+    for cand_s, linked in ((10.09, True), (10.22, False)):
+        c = int(cand_s * FS)
+        st.cm_peaks[s] = [f1, f2]
+        st.site_peaks[s] = sorted([f1, c, f2])
+        assert _in_movement(st, s, int(10.15 * FS)) is linked, cand_s
